@@ -1,0 +1,1 @@
+"""Hydra configs of genbench, installed as the package `genbench_configs`."""

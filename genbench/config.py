@@ -1,0 +1,120 @@
+"""Structured-config schemas and the one validation helper every component uses.
+
+The root schema (:class:`RunConfig`) is registered in Hydra's ConfigStore, so a misspelt
+top-level key or a wrong type fails when Hydra composes the config. Component groups
+(``dataset``, ``autoencoder``, ``solver``) are open dictionaries at the root, because each
+option has its own fields; each component declares a dataclass of its parameters and
+:func:`validate` merges the user's values into it at the start of a run, so a misspelt key
+or wrong type there fails before any data is built, naming the key and the allowed ones.
+Third-party solvers bring their own dataclass the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+__all__ = [
+    "ConfigError",
+    "EvalConfig",
+    "LoggerConfig",
+    "RunConfig",
+    "register_schemas",
+    "validate",
+]
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, misspelt or of the wrong type."""
+
+
+def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) -> T:
+    """Merge ``values`` into the dataclass ``schema`` and return a typed instance.
+
+    Raises :class:`ConfigError` naming the offending key, the allowed keys and ``what``
+    (e.g. ``"solver 'ddpm'"``) instead of OmegaConf's internal traceback.
+    """
+    if values is None:
+        values = {}
+    if isinstance(values, DictConfig):
+        values = OmegaConf.to_container(values, resolve=True)
+    if dataclasses.is_dataclass(values) and not isinstance(values, type):
+        values = dataclasses.asdict(values)
+    allowed = [f.name for f in dataclasses.fields(schema)]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {unknown} for {what}; allowed keys: {', '.join(allowed)}"
+        )
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), dict(values))
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        msg = getattr(err, "msg", str(err)).split("\n")[0]
+        raise ConfigError(f"invalid value for key '{key}' of {what}: {msg}") from None
+    except ValueError as err:  # range checks in the schema's __post_init__
+        raise ConfigError(f"invalid {what}: {err}") from None
+    return obj  # type: ignore[return-value]
+
+
+@dataclass
+class EvalConfig:
+    """What the harness computes; sizes are numbers of points per sample."""
+
+    max_exact: int = 5000
+    large_n_method: str = "sinkhorn"
+    sinkhorn_reg: float = 0.01
+    sliced_projections: int = 500
+    plot: bool = True
+
+    def __post_init__(self) -> None:
+        if self.large_n_method not in ("sinkhorn", "sliced"):
+            raise ValueError(
+                f"large_n_method must be 'sinkhorn' or 'sliced', got {self.large_n_method!r}"
+            )
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment tracking. ``name: none`` turns tracking off; wandb is offline by default."""
+
+    name: str = "none"
+    project: str = "genbench"
+    entity: str | None = None
+    mode: str = "offline"
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    log_every: int = 50
+    dir: str | None = None
+
+
+@dataclass
+class RunConfig:
+    """The root of every genbench job."""
+
+    dataset: dict[str, Any] = field(default_factory=dict)
+    autoencoder: dict[str, Any] = field(default_factory=dict)
+    solver: dict[str, Any] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = True
+    progress: bool = True
+    cache_dir: str = "${oc.env:GENBENCH_CACHE_DIR,${oc.env:HOME,.}/.cache/genbench}"
+    experiment_name: str = "default"
+
+
+def register_schemas() -> None:
+    """Register the root schema as ``base_config`` in Hydra's ConfigStore."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="base_config", node=RunConfig)

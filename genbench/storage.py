@@ -1,0 +1,80 @@
+"""Atomic writes of results, arrays and checkpoints.
+
+Every file genbench writes lands by write-to-temporary then :func:`os.replace`, so a job
+killed mid-write (preemption, out of memory) never leaves a truncated file that a resumed
+sweep would take for a finished result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+__all__ = ["atomic_json_dump", "atomic_npz_save", "atomic_torch_save", "atomic_write", "read_json"]
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it in place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        obj = obj.item()
+    if isinstance(obj, torch.Tensor) and obj.numel() == 1:
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def atomic_json_dump(obj: Any, path: Path) -> Path:
+    """Write ``obj`` as indented JSON (NaN as null) atomically."""
+    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False)
+    return atomic_write(path, lambda fh: fh.write(text.encode() + b"\n"))
+
+
+def atomic_npz_save(path: Path, **arrays: Any) -> Path:
+    """Save named arrays (tensors are moved to CPU) as a compressed ``.npz`` atomically."""
+    data = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
+            for k, v in arrays.items()}
+    return atomic_write(path, lambda fh: np.savez_compressed(fh, **data))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> Path:
+    """``torch.save`` atomically."""
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object at ``path``, or ``None`` when missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,3 @@
+"""Built-in genbench solvers; importing this package registers each of them."""
+
+from solvers import ddpm  # noqa: F401

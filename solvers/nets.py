@@ -1,0 +1,54 @@
+"""Networks shared by the solvers: one time-conditioned MLP signature, ``net(x, t)``.
+
+``t`` is a tensor of shape ``(batch,)`` or a scalar (broadcast over the batch); every
+solver calls its network the same way, so the ODE/SDE wrappers are written once.
+
+References:
+    Tancik et al., "Fourier Features Let Networks Learn High Frequency Functions in Low
+    Dimensional Domains", NeurIPS 2020 (the sinusoidal time embedding).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["TimeEmbedding", "TimeMLP"]
+
+
+class TimeEmbedding(nn.Module):
+    """Sinusoidal features of a scalar time ``t`` in ``[0, 1]`` (log-spaced frequencies)."""
+
+    def __init__(self, n_features: int = 32, max_frequency: float = 200.0):
+        super().__init__()
+        half = n_features // 2
+        freqs = torch.exp(torch.linspace(0.0, math.log(max_frequency), half))
+        self.register_buffer("freqs", freqs, persistent=False)
+        self.n_features = 2 * half
+
+    def forward(self, t: Tensor) -> Tensor:
+        angles = t[:, None] * self.freqs[None, :]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class TimeMLP(nn.Module):
+    """MLP on ``[x, embed(t)]`` with SiLU activations: ``(batch, dim), (batch,) -> (batch, dim)``."""
+
+    def __init__(self, dim: int, hidden: int = 256, depth: int = 3, time_features: int = 32):
+        super().__init__()
+        self.embed = TimeEmbedding(time_features)
+        layers: list[nn.Module] = []
+        width = dim + self.embed.n_features
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        layers.append(nn.Linear(width, dim))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        return self.layers(torch.cat([x, self.embed(t.reshape(-1))], dim=1))
