@@ -92,7 +92,8 @@ class Solver(nn.Module, ABC):
         if not isinstance(dim, int) or dim <= 0:
             raise DataError(f"latent dimension must be a positive int, got {dim!r}")
         self.dim = dim
-        self.config = validate(self.Config, config, what=f"solver {self.name or type(self).__name__!r}")
+        label = f"solver {self.name or type(self).__name__!r}"
+        self.config = validate(self.Config, config, what=label)
         self.nfe = 0
         self.register_buffer("_fitted", torch.tensor(False), persistent=True)
         self.build()
@@ -132,7 +133,9 @@ class Solver(nn.Module, ABC):
             try:
                 z = torch.as_tensor(z)
             except Exception as err:
-                raise DataError(f"{what} must be an array of shape (n, {self.dim}): {err}") from None
+                raise DataError(
+                    f"{what} must be an array of shape (n, {self.dim}): {err}"
+                ) from None
         if z.ndim != 2 or z.shape[1] != self.dim:
             raise DataError(
                 f"{what} must have shape (n, {self.dim}) for this {self.dim}-dimensional "

@@ -34,7 +34,7 @@ class TimeEmbedding(nn.Module):
 
 
 class TimeMLP(nn.Module):
-    """MLP on ``[x, embed(t)]`` with SiLU activations: ``(batch, dim), (batch,) -> (batch, dim)``."""
+    """MLP on ``[x, embed(t)]`` with SiLU: ``(batch, dim), (batch,) -> (batch, dim)``."""
 
     def __init__(self, dim: int, hidden: int = 256, depth: int = 3, time_features: int = 32):
         super().__init__()
