@@ -169,7 +169,7 @@ class AutoEncoder(nn.Module):
             first.weight /= sd
             last.weight *= sd[:, None]
             last.bias.mul_(sd).add_(mu)
-        return float(loss)
+        return float(loss.detach())
 
     def freeze(self) -> AutoEncoder:
         self.eval()

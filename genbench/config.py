@@ -110,7 +110,6 @@ class RunConfig:
     resume: bool = True
     progress: bool = True
     cache_dir: str = "${oc.env:GENBENCH_CACHE_DIR,${oc.env:HOME,.}/.cache/genbench}"
-    experiment_name: str = "default"
 
 
 def register_schemas() -> None:
