@@ -1,0 +1,197 @@
+"""Quality bar of every solver: W2/floor on the 2-D benchmarks, and W2 against NFE.
+
+Each job goes through :func:`genbench.pipeline.run` with the solver's default config (the
+same path a user's sweep takes): identity encoder, 2,000 generated vs 2,000 held-out points.
+Then, for solvers whose sampler has a step count, one fitted model per data set is sampled at
+several NFE. Results go to ``benchmarks/results/quality.{json,md}``.
+
+    python benchmarks/quality.py                      # everything (~30-45 min on 2 cores)
+    python benchmarks/quality.py --solvers cfm --datasets moons --seeds 0
+
+Bar (issue 3): every solver mean ratio <= 2.5 on each data set; the best <= 1.6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from joblib import Parallel, delayed
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DATASETS = ["moons", "8gaussians", "checkerboard"]
+BAR_ALL, BAR_BEST = 2.5, 1.6
+# The config key that sets each sampler's number of steps, and extra keys for the sweep.
+NFE_KEYS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ddpm": ("sample_steps", {}),
+    "pfode": ("steps", {"method": "euler"}),
+    "cfm": ("steps", {"method": "euler"}),
+    "lsb": ("sde_steps", {}),
+}
+NFE_GRID = [10, 20, 50, 100, 1000]
+
+
+def _job_config(solver: str, dataset: str, seed: int) -> dict[str, Any]:
+    from hydra import compose, initialize_config_dir
+
+    from genbench.config import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[
+            f"solver={solver}", f"dataset={dataset}", f"seed={seed}", "progress=false",
+            "device=cpu"])
+    return cfg
+
+
+def run_job(solver: str, dataset: str, seed: int, out: Path) -> dict[str, Any]:
+    import torch
+
+    from genbench.pipeline import run
+
+    torch.set_num_threads(1)
+    result = run(_job_config(solver, dataset, seed), out / f"{solver}-{dataset}-s{seed}")
+    if result["status"] != "ok":
+        return {"solver": solver, "dataset": dataset, "seed": seed, "status": "failed",
+                "error": result.get("error")}
+    m = result["metrics"]
+    return {"solver": solver, "dataset": dataset, "seed": seed, "status": "ok",
+            **{k: m[k] for k in ("data_w2", "data_w2_floor", "data_w2_ratio", "latent_w2_ratio",
+                                 "nfe", "train_seconds", "sample_seconds")}}
+
+
+def nfe_sweep(solver: str, dataset: str, seed: int = 0) -> list[dict[str, Any]]:
+    """Fit once, then sample at each NFE of ``NFE_GRID`` and score."""
+    import torch
+
+    from genbench.autoencoder import get_autoencoder
+    from genbench.config import EvalConfig
+    from genbench.data import build_dataset
+    from genbench.harness import w2_with_floor
+    from genbench.pipeline import _as_run_config
+    from genbench.registry import get_solver_class
+
+    torch.set_num_threads(1)
+    rc = _as_run_config(_job_config(solver, dataset, seed))
+    values = dict(rc.solver)
+    cls = get_solver_class(values.pop("name"))
+    torch.manual_seed(seed)
+    splits = build_dataset(rc.dataset, seed=seed)
+    ae, _ = get_autoencoder(rc.autoencoder, rc.dataset, rc.cache_dir)
+    model = cls(ae.latent_dim, values)
+    model.fit(ae.encode(splits.train))
+    key, extra = NFE_KEYS[solver]
+    rows = []
+    for steps in NFE_GRID:
+        for k, v in {key: steps, **extra}.items():
+            setattr(model.config, k, v)
+        start = time.perf_counter()
+        z = model.sample(len(splits.test), generator=torch.Generator().manual_seed(seed))
+        seconds = time.perf_counter() - start
+        m = w2_with_floor(ae.decode(z), splits.test, splits.reference, EvalConfig(), "data",
+                          rc.cache_dir)
+        rows.append({"solver": solver, "dataset": dataset, "steps": steps, "nfe": model.nfe,
+                     "data_w2": m["data_w2"], "data_w2_ratio": m["data_w2_ratio"],
+                     "sample_seconds": seconds})
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    table = []
+    for solver in sorted({r["solver"] for r in rows}):
+        for dataset in DATASETS:
+            ok = [r for r in rows if r["solver"] == solver and r["dataset"] == dataset
+                  and r["status"] == "ok"]
+            if not ok:
+                continue
+            ratios = [r["data_w2_ratio"] for r in ok]
+            table.append({
+                "solver": solver, "dataset": dataset, "seeds": len(ok),
+                "w2": statistics.mean(r["data_w2"] for r in ok),
+                "floor": statistics.mean(r["data_w2_floor"] for r in ok),
+                "ratio": statistics.mean(ratios),
+                "ratio_std": statistics.stdev(ratios) if len(ratios) > 1 else 0.0,
+                "nfe": statistics.mean(r["nfe"] for r in ok),
+                "train_s": statistics.mean(r["train_seconds"] for r in ok),
+                "sample_s": statistics.mean(r["sample_seconds"] for r in ok),
+            })
+    return table
+
+
+def markdown(table: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dict) -> str:
+    lines = [
+        "# Quality benchmark", "",
+        f"`{meta['command']}` on {meta['machine']}, {meta['date']}; identity encoder, "
+        f"2,000 generated vs 2,000 held-out points, default configs, seeds {meta['seeds']}. "
+        f"Ratio = W2 / floor (W2 between two independent target samples of the same size). "
+        f"Bar: every solver <= {BAR_ALL}, the best per data set <= {BAR_BEST}.", "",
+        "| data set | solver | W2 | floor | ratio (mean ± std) | NFE | train s | sample s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in DATASETS:
+        rows = sorted((r for r in table if r["dataset"] == dataset), key=lambda r: r["ratio"])
+        for i, r in enumerate(rows):
+            mark = " **best**" if i == 0 else ""
+            flag = "" if r["ratio"] <= BAR_ALL else " ✗"
+            lines.append(
+                f"| {dataset} | {r['solver']}{mark} | {r['w2']:.3f} | {r['floor']:.3f} | "
+                f"{r['ratio']:.2f} ± {r['ratio_std']:.2f}{flag} | {r['nfe']:.0f} | "
+                f"{r['train_s']:.1f} | {r['sample_s']:.2f} |")
+    if sweep:
+        lines += ["", "## W2 against NFE (seed 0, one fitted model per row group)", "",
+                  "| solver | data set | steps | NFE | W2 | ratio | sample s |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['solver']} | {r['dataset']} | {r['steps']} | {r['nfe']} | "
+                  f"{r['data_w2']:.3f} | {r['data_w2_ratio']:.2f} | {r['sample_seconds']:.2f} |"
+                  for r in sweep]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    from genbench.registry import list_solvers
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--solvers", nargs="*", default=None)
+    parser.add_argument("--datasets", nargs="*", default=DATASETS)
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--no-sweep", action="store_true", help="skip the NFE sweep")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / ".runs")
+    args = parser.parse_args()
+    solvers = args.solvers or list_solvers()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    start = time.time()
+    jobs = [(s, d, seed) for s in solvers for d in args.datasets for seed in args.seeds]
+    rows = Parallel(n_jobs=args.jobs)(delayed(run_job)(s, d, seed, args.out)
+                                      for s, d, seed in jobs)
+    sweep_jobs = [] if args.no_sweep else [(s, "moons") for s in solvers if s in NFE_KEYS]
+    sweeps = Parallel(n_jobs=args.jobs)(delayed(nfe_sweep)(s, d) for s, d in sweep_jobs)
+    sweep = [r for rs in sweeps for r in rs]
+    # Merge with earlier results so one solver can be re-run without losing the others.
+    previous = json.loads((RESULTS / "quality.json").read_text()) if (
+        RESULTS / "quality.json").exists() else {"runs": [], "nfe_sweep": []}
+    fresh = {(r["solver"], r["dataset"], r["seed"]) for r in rows}
+    rows = [r for r in previous["runs"] if (r["solver"], r["dataset"], r["seed"]) not in fresh
+            ] + rows
+    swept = {(r["solver"], r["dataset"]) for r in sweep}
+    sweep = [r for r in previous["nfe_sweep"] if (r["solver"], r["dataset"]) not in swept
+             ] + sweep
+    table = summarise(rows)
+    meta = {"command": "python benchmarks/quality.py", "machine": f"{os.cpu_count()}-core CPU",
+            "date": time.strftime("%Y-%m-%d"), "seeds": args.seeds,
+            "wall_seconds": time.time() - start}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"meta": meta, "summary": table, "runs": rows, "nfe_sweep": sweep}
+    (RESULTS / "quality.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS / "quality.md").write_text(markdown(table, sweep, meta))
+    print(markdown(table, sweep, meta))
+
+
+if __name__ == "__main__":
+    main()
