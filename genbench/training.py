@@ -1,20 +1,20 @@
 """The one training loop shared by every minibatch solver.
 
 AdamW with linear warm-up and optional cosine decay, gradient clipping, an exponential
-moving average of the weights (``torch.optim.swa_utils``) used for sampling, a progress
+moving average of the weights (:class:`EMA`) used for sampling, a progress
 bar, and divergence detection. The loss is read back to the host only every
 ``log_every`` steps, so the hot loop never waits on the device.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from genbench.solver import DivergenceError
@@ -22,7 +22,7 @@ from genbench.solver import DivergenceError
 if TYPE_CHECKING:
     from genbench.solver import Solver, SolverConfig, TrainCallback
 
-__all__ = ["make_ema", "make_optimizer", "train"]
+__all__ = ["EMA", "make_ema", "make_optimizer", "train"]
 
 
 def make_optimizer(
@@ -43,9 +43,47 @@ def make_optimizer(
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def make_ema(module: nn.Module, decay: float) -> AveragedModel:
-    """An EMA copy of ``module`` (``decay=0`` keeps a plain copy of the latest weights)."""
-    return AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+class EMA(nn.Module):
+    """Exponential moving average of a module's weights, for sampling.
+
+    The decay warms up as ``min(decay, (1 + n) / (10 + n))``: without it a short run samples
+    from weights still close to their random initialisation (after 200 steps a plain 0.999
+    average is 82% initial weights). The update count lives in Python, so an update never
+    reads back from the device (``torch.optim.swa_utils.AveragedModel`` checks its count
+    on the device every step, a host sync per training step on GPU).
+    """
+
+    def __init__(self, module: nn.Module, decay: float):
+        super().__init__()
+        self.module = copy.deepcopy(module).requires_grad_(False)
+        self.decay = decay
+        self.register_buffer("n_updates", torch.zeros((), dtype=torch.long))
+        self._count = 0
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        weight = 1.0 - min(self.decay, (1.0 + self._count) / (10.0 + self._count))
+        averaged = [*self.module.parameters(), *self.module.buffers()]
+        current = [*model.parameters(), *model.buffers()]
+        for avg, cur in zip(averaged, current, strict=True):
+            if avg.is_floating_point():
+                avg.lerp_(cur.detach(), weight)
+            else:
+                avg.copy_(cur)
+        self._count += 1
+        self.n_updates.fill_(self._count)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._count = int(self.n_updates)  # once per load, not per step
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)
+
+
+def make_ema(module: nn.Module, decay: float) -> EMA:
+    """An :class:`EMA` copy of ``module`` (``decay=0`` keeps the latest weights)."""
+    return EMA(module, decay)
 
 
 def train(
