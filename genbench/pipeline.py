@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import resource
 import time
 import traceback
 from collections.abc import Mapping
@@ -91,6 +92,14 @@ def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path)
     return result
 
 
+def _peak_memory(device: torch.device) -> dict[str, float]:
+    """Peak resident memory of this process, and peak allocated GPU memory on CUDA (MiB)."""
+    peak = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.type == "cuda":
+        peak["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return peak
+
+
 def _run(rc: RunConfig, out: Path, tracker: Any) -> dict[str, Any]:
     solver_cfg = dict(rc.solver)
     solver_name = solver_cfg.pop("name", None)
@@ -126,7 +135,7 @@ def _run(rc: RunConfig, out: Path, tracker: Any) -> dict[str, Any]:
     metrics |= {"nfe": solver.nfe, "train_seconds": train_stats["train_seconds"],
                 "sample_seconds": sample_seconds, "n_eval": n_eval,
                 "n_train": len(splits.train), "latent_dim": ae.latent_dim,
-                "final_loss": train_stats["final_loss"]}
+                "final_loss": train_stats["final_loss"], **_peak_memory(device)}
     figures = {}
     if rc.eval.plot:
         from genbench.plots import scatter_samples
