@@ -67,12 +67,22 @@ def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) ->
 
 @dataclass
 class EvalConfig:
-    """What the harness computes; sizes are numbers of points per sample."""
+    """What the harness computes (:mod:`genbench.harness`); sizes are points per sample."""
 
     max_exact: int = 5000
     large_n_method: str = "sinkhorn"
     sinkhorn_reg: float = 0.01
     sliced_projections: int = 500
+    tv_method: str = "auto"
+    tv_bins: int | None = None
+    tv_histogram_max_dim: int = 3
+    tv_classifier_max_n: int = 2000
+    tv_monte_carlo: bool = True
+    mmd_max_n: int = 2000
+    density_max_n: int = 2000
+    confidence: float = 0.95
+    empirical_baseline: bool = False
+    seed: int = 0
     plot: bool = True
 
     def __post_init__(self) -> None:
@@ -80,6 +90,21 @@ class EvalConfig:
             raise ValueError(
                 f"large_n_method must be 'sinkhorn' or 'sliced', got {self.large_n_method!r}"
             )
+        if self.tv_method not in ("auto", "histogram", "classifier"):
+            raise ValueError(
+                f"tv_method must be 'auto', 'histogram' or 'classifier', got {self.tv_method!r}"
+                " (the Monte-Carlo TV is switched by tv_monte_carlo)"
+            )
+        if self.tv_bins is not None and self.tv_bins < 1:
+            raise ValueError(f"tv_bins must be >= 1 or null (automatic), got {self.tv_bins}")
+        for key in ("max_exact", "sliced_projections", "tv_histogram_max_dim",
+                    "tv_classifier_max_n", "mmd_max_n", "density_max_n"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.sinkhorn_reg <= 0:
+            raise ValueError(f"sinkhorn_reg must be positive, got {self.sinkhorn_reg}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must lie in (0, 1), got {self.confidence}")
 
 
 @dataclass

@@ -4,22 +4,51 @@ Every distance is reported beside its *floor*: the same distance between the tes
 an independent reference sample of the same size from the target. ``ratio = value / floor``
 reads the same at every sample size and dimension; 1 means indistinguishable from the target
 at this sample size. The end-to-end error is split into the encoder-decoder's part
-(reconstruction), the generator's part (latent) and the total (data), mirroring the latent
-Schrödinger bridge paper's bound.
+(``recon_*``), the generator's part (``latent_*``) and the total (``data_*``), mirroring the
+latent Schrödinger bridge paper's bound.
+
+Keys of one result (``{space}`` is ``data`` or ``latent``):
+
+- ``{space}_w2``, ``_w2_floor``, ``_w2_ratio``, ``_w2_method``: exact / Sinkhorn / sliced W2.
+- ``{space}_tv``, ``_tv_floor``, ``_tv_method``, ``_tv_ci``: a *sample-based* TV
+  (histogram for dimension <= ``tv_histogram_max_dim``, else classifier), chosen by the
+  dimension alone so that every solver on one data set is scored by the same estimator.
+- ``data_tv_mc``, ``data_tv_mc_ci``: the Monte-Carlo TV ``E_p[(1 - q/p)_+]``, only where the
+  target density is known, the solver has one and the encoder is affine (``tv_monte_carlo``).
+- ``{space}_mmd``, ``_mmd_floor``, ``_mmd_ratio``, ``_mmd_bandwidth``: RBF MMD, median rule.
+- ``recon_w2`` (with the data floor and ratio beside it) and ``recon_rmse``.
+- ``nll``, ``nll_space`` (``data`` where the encoder is affine, else ``latent``), ``nll_floor``
+  (the target's own NLL where its density is known, data space only), ``nll_n``.
+- ``empirical_w2``, ``empirical_tv`` (``empirical_baseline``): the training sample itself
+  scored like a generator: the error of a memoriser, the rate study's baseline.
+- ``eval_seconds`` and ``eval_seconds_by_metric``.
+
+Floors depend only on the target: they are cached on disk (``cache_dir/floors``) by the
+content of the two samples and the estimator's settings.
+
+References:
+    Jiao, Kang, Lin, Liu, Zuo, "Latent Schrödinger Bridge Diffusion Model for Generative
+    Learning", arXiv 2404.13309 (the end-to-end error decomposition).
+    Fournier, Guillin, PTRF 2015 (the sample-noise floor of plug-in W2).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from genbench.config import EvalConfig
+from genbench.metrics.mmd import median_bandwidth, mmd
+from genbench.metrics.tv import TVResult, tv
 from genbench.metrics.w2 import w2
 from genbench.storage import atomic_json_dump, read_json
 
@@ -28,36 +57,57 @@ if TYPE_CHECKING:
     from genbench.data import DataSplits
     from genbench.solver import Solver
 
-__all__ = ["Evaluation", "floor_w2", "w2_with_floor"]
+__all__ = ["Evaluation", "cached_floor", "floor_w2", "w2_with_floor"]
+
+log = logging.getLogger(__name__)
 
 
 def _fingerprint(*arrays: Tensor, extra: dict[str, Any]) -> str:
-    h = hashlib.sha256(json.dumps(extra, sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode())
     for a in arrays:
         h.update(np.ascontiguousarray(a.detach().cpu().numpy()).tobytes())
     return h.hexdigest()[:20]
 
 
+def cached_floor(kind: str, compute: Callable[[], dict[str, Any]], test: Tensor,
+                 reference: Tensor, settings: dict[str, Any],
+                 cache_dir: str | Path | None) -> dict[str, Any]:
+    """``compute()`` (a floor: a distance between two target samples), cached by content."""
+    if cache_dir is None:
+        return compute()
+    key = _fingerprint(test, reference, extra={"kind": kind, **settings})
+    path = Path(cache_dir).expanduser() / "floors" / f"{kind}-{key}.json"
+    cached = read_json(path)
+    if cached is not None:
+        return cached
+    value = compute()
+    atomic_json_dump(value, path)
+    return value
+
+
 def _w2_kwargs(cfg: EvalConfig) -> dict[str, Any]:
     return {"max_exact": cfg.max_exact, "large_n_method": cfg.large_n_method,
-            "reg": cfg.sinkhorn_reg,
-            "n_projections": cfg.sliced_projections}
+            "reg": cfg.sinkhorn_reg, "n_projections": cfg.sliced_projections, "seed": cfg.seed}
+
+
+def _tv_kwargs(cfg: EvalConfig) -> dict[str, Any]:
+    return {"method": cfg.tv_method, "max_hist_dim": cfg.tv_histogram_max_dim,
+            "bins": cfg.tv_bins, "classifier_max_n": cfg.tv_classifier_max_n,
+            "confidence": cfg.confidence, "seed": cfg.seed}
+
+
+def _ratio(value: float, floor: float) -> float:
+    return value / floor if floor > 0 else float("nan")
 
 
 def floor_w2(test: Tensor, reference: Tensor, cfg: EvalConfig,
              cache_dir: str | Path | None = None) -> float:
     """W2 between two independent target samples; cached on disk by their content."""
-    path = None
-    if cache_dir is not None:
-        key = _fingerprint(test, reference, extra=_w2_kwargs(cfg))
-        path = Path(cache_dir).expanduser() / "floors" / f"w2-{key}.json"
-        cached = read_json(path)
-        if cached is not None:
-            return float(cached["w2"])
-    value, method = w2(test, reference, **_w2_kwargs(cfg))
-    if path is not None:
-        atomic_json_dump({"w2": value, "method": method, "n": len(test)}, path)
-    return value
+    def compute() -> dict[str, Any]:
+        value, method = w2(test, reference, **_w2_kwargs(cfg))
+        return {"w2": value, "method": method, "n": len(test)}
+
+    return float(cached_floor("w2", compute, test, reference, _w2_kwargs(cfg), cache_dir)["w2"])
 
 
 def w2_with_floor(gen: Tensor, test: Tensor, reference: Tensor, cfg: EvalConfig,
@@ -66,8 +116,47 @@ def w2_with_floor(gen: Tensor, test: Tensor, reference: Tensor, cfg: EvalConfig,
     value, method = w2(gen, test, **_w2_kwargs(cfg))
     floor = floor_w2(test, reference, cfg, cache_dir)
     return {f"{prefix}_w2": value, f"{prefix}_w2_floor": floor,
-            f"{prefix}_w2_ratio": value / floor if floor > 0 else float("nan"),
-            f"{prefix}_w2_method": method}
+            f"{prefix}_w2_ratio": _ratio(value, floor), f"{prefix}_w2_method": method}
+
+
+def _tv_entry(result: TVResult) -> dict[str, Any]:
+    return {"value": result.value, "method": result.method,
+            "ci": list(result.ci) if result.ci is not None else None}
+
+
+def tv_with_floor(gen: Tensor, test: Tensor, reference: Tensor, cfg: EvalConfig, prefix: str,
+                  cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """``{prefix}_tv``, ``_floor``, ``_method``, ``_ci``: the sample-based TV and its floor."""
+    result = tv(gen, test, **_tv_kwargs(cfg))
+    floor = cached_floor("tv", lambda: _tv_entry(tv(reference, test, **_tv_kwargs(cfg))),
+                         test, reference, _tv_kwargs(cfg), cache_dir)
+    return {f"{prefix}_tv": result.value, f"{prefix}_tv_floor": floor["value"],
+            f"{prefix}_tv_method": result.method,
+            f"{prefix}_tv_ci": list(result.ci) if result.ci is not None else None}
+
+
+def mmd_with_floor(gen: Tensor, test: Tensor, reference: Tensor, cfg: EvalConfig, prefix: str,
+                   cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """``{prefix}_mmd``, ``_floor``, ``_ratio``, ``_bandwidth`` (median rule on the test set)."""
+    bandwidth = median_bandwidth(test, seed=cfg.seed)
+    kwargs = {"bandwidth": bandwidth, "max_n": cfg.mmd_max_n, "seed": cfg.seed}
+    value, _ = mmd(gen, test, **kwargs)
+    floor = cached_floor("mmd", lambda: {"value": mmd(reference, test, **kwargs)[0]},
+                         test, reference, kwargs, cache_dir)["value"]
+    return {f"{prefix}_mmd": value, f"{prefix}_mmd_floor": floor,
+            f"{prefix}_mmd_ratio": _ratio(value, floor), f"{prefix}_mmd_bandwidth": bandwidth}
+
+
+def model_log_density(solver: Solver, ae: AutoEncoder) -> tuple[Callable[[Tensor], Tensor], str]:
+    """The solver's log-density as a function of *data* points, and the space it is exact in.
+
+    Data space where the encoder is an invertible affine map (change of variables:
+    ``log q_x(x) = log q_z(encode(x)) + log|det encode|``), latent space otherwise.
+    """
+    if ae.is_affine:
+        log_det = ae.log_det_encode()
+        return (lambda x: solver.log_prob(ae.encode(x)).double() + log_det), "data"
+    return (lambda x: solver.log_prob(ae.encode(x)).double()), "latent"
 
 
 class Evaluation:
@@ -87,13 +176,68 @@ class Evaluation:
     ) -> dict[str, Any]:
         """Score generated latents ``z_gen`` and their decodings ``x_gen`` on held-out data."""
         start = time.perf_counter()
-        cfg = self.cfg
+        cfg, cache = self.cfg, self.cache_dir
         device = z_gen.device
         x_test, x_ref = splits.test.to(device), splits.reference.to(device)
         z_test, z_ref = ae.encode(x_test), ae.encode(x_ref)
         out: dict[str, Any] = {}
-        out |= w2_with_floor(x_gen, x_test, x_ref, cfg, "data", self.cache_dir)
-        out |= w2_with_floor(z_gen, z_test, z_ref, cfg, "latent", self.cache_dir)
-        out["recon_w2"], _ = w2(ae.decode(z_test), x_test, **_w2_kwargs(cfg))
+        seconds: dict[str, float] = {}
+
+        def timed(name: str, compute: Callable[..., dict[str, Any]], *args: Any) -> None:
+            tic = time.perf_counter()
+            out.update(compute(*args))
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - tic
+
+        for space, gen, test, ref in (("data", x_gen, x_test, x_ref),
+                                      ("latent", z_gen, z_test, z_ref)):
+            timed("w2", w2_with_floor, gen, test, ref, cfg, space, cache)
+            timed("tv", tv_with_floor, gen, test, ref, cfg, space, cache)
+            timed("mmd", mmd_with_floor, gen, test, ref, cfg, space, cache)
+        timed("w2", self._reconstruction, ae.decode(z_test), x_test, out["data_w2_floor"])
+        out |= {"nll": None, "nll_space": None, "nll_floor": None, "data_tv_mc": None,
+                "data_tv_mc_ci": None}
+        if solver.has_density:
+            timed("density", self._density, splits, ae, solver, x_test)
+        if cfg.empirical_baseline:
+            timed("empirical", self._empirical, splits.train.to(device), x_test)
+        out["eval_seconds_by_metric"] = seconds
         out["eval_seconds"] = time.perf_counter() - start
         return out
+
+    def _reconstruction(self, x_recon: Tensor, x_test: Tensor, floor: float) -> dict[str, Any]:
+        value, method = w2(x_recon, x_test, **_w2_kwargs(self.cfg))
+        rmse = float((x_recon - x_test).pow(2).sum(1).mean().sqrt())
+        return {"recon_w2": value, "recon_w2_floor": floor, "recon_w2_ratio": _ratio(value, floor),
+                "recon_w2_method": method, "recon_rmse": rmse}
+
+    def _density(self, splits: DataSplits, ae: AutoEncoder, solver: Solver,
+                 x_test: Tensor) -> dict[str, Any]:
+        """NLL of the test points and, where both densities are exact, the Monte-Carlo TV."""
+        cfg = self.cfg
+        points = x_test[: cfg.density_max_n]
+        log_q, space = model_log_density(solver, ae)
+        out: dict[str, Any] = {"nll": None, "nll_space": space, "nll_floor": None,
+                               "nll_n": len(points)}
+        try:
+            log_q_test = log_q(points).detach()
+        except Exception as err:  # a broken density must not cost the job its W2 and TV
+            log.warning("solver log_prob failed, NLL skipped: %s: %s", type(err).__name__, err)
+            return out | {"nll_error": f"{type(err).__name__}: {err}"}
+        out["nll"] = float(-log_q_test.mean())
+        target_log_p = splits.log_prob
+        if space == "data" and target_log_p is not None:
+            log_p_test = torch.as_tensor(target_log_p(points.cpu())).double()
+            out["nll_floor"] = float(-log_p_test.mean())
+            if cfg.tv_monte_carlo:
+                result = tv(None, points.cpu(), method="monte_carlo",
+                            log_p=lambda _: log_p_test, log_q=lambda _: log_q_test.cpu(),
+                            confidence=cfg.confidence)
+                out |= {"data_tv_mc": result.value, "data_tv_mc_ci": list(result.ci or ())}
+        return out
+
+    def _empirical(self, x_train: Tensor, x_test: Tensor) -> dict[str, Any]:
+        """The training sample scored as if generated: what a memoriser would score."""
+        value, method = w2(x_train, x_test, **_w2_kwargs(self.cfg))
+        result = tv(x_train, x_test, **_tv_kwargs(self.cfg))
+        return {"empirical_w2": value, "empirical_w2_method": method,
+                "empirical_tv": result.value, "empirical_tv_method": result.method}

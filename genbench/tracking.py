@@ -1,28 +1,70 @@
 """Experiment tracking: a no-op tracker and a wandb adapter behind one small interface.
 
-wandb runs offline by default (no account, no network); ``logger.mode=online`` syncs live.
-Runs are named ``{solver}-{dataset}-s{seed}``; the resolved config, training curves,
-summary metrics (W2 and TV defined as minimised) and the sample scatter image are logged,
-and the run is finished whatever the job's outcome.
+``logger=none`` (the default) tracks nothing: the local report (:mod:`genbench.report`)
+needs no account. ``logger=wandb`` runs wandb offline (no account, no network; sync later
+with ``wandb sync``); ``logger.mode=online`` syncs live. Each job is one run named
+``{solver}-{dataset}-s{seed}``, grouped per sweep (``GENBENCH_SWEEP_ID``, set by the sweep
+callback, unless ``logger.group`` is given), with the resolved config, the training curves,
+the summary metrics (distances summarised by their minimum) and the sample scatter image.
+A run is always finished, with exit code 1 when its job failed; a tracking error is logged
+as a warning and never costs a job its result. :func:`log_sweep` adds one run per sweep
+(``job_type="report"``) holding the leaderboard and the per-job results as ``wandb.Table``.
+
+References:
+    L. Biewald, "Experiment tracking with Weights and Biases", 2020, https://wandb.ai.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from genbench.config import LoggerConfig, RunConfig
 
-__all__ = ["NullTracker", "Tracker", "WandbTracker", "make_tracker", "run_name"]
+__all__ = [
+    "LOGGERS",
+    "SWEEP_ID_ENV",
+    "NullTracker",
+    "Tracker",
+    "WandbTracker",
+    "log_sweep",
+    "make_tracker",
+    "run_name",
+]
 
 log = logging.getLogger(__name__)
 LOGGERS = ("none", "wandb")
+MODES = ("offline", "online", "disabled")
+SWEEP_ID_ENV = "GENBENCH_SWEEP_ID"
+JOB_TYPE = "train-eval"
+# Metrics where smaller is better: wandb keeps their minimum as the run's summary.
+MINIMISED = re.compile(r"(w2|tv|mmd|nll|kl)(_ratio|_floor)?$|_loss$|_seconds$")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def run_name(rc: RunConfig) -> str:
+    """``{solver}-{dataset}-s{seed}``, the name of a job's run."""
     return f"{rc.solver.get('name')}-{rc.dataset.get('name')}-s{rc.seed}"
+
+
+def _never_raises(method: F) -> F:
+    """Tracking must not lose a result: log a tracking error and carry on."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - any wandb failure is only a warning
+            log.warning("tracking: %s failed: %s: %s", method.__name__, type(err).__name__, err)
+            return None
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Tracker:
@@ -42,48 +84,109 @@ class NullTracker(Tracker):
     """``logger=none``: tracking off."""
 
 
-class WandbTracker(Tracker):
-    def __init__(self, cfg: LoggerConfig, config: dict[str, Any], name: str, output_dir: Path):
-        try:
-            import wandb
-        except ImportError as err:  # pragma: no cover - wandb is a core dependency
-            raise ImportError("logger=wandb needs wandb: pip install wandb") from err
-        if cfg.mode not in ("offline", "online", "disabled"):
-            raise ValueError(f"logger.mode must be offline, online or disabled, got {cfg.mode!r}")
-        self.wandb = wandb
-        directory = Path(cfg.dir or output_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("WANDB_SILENT", "true")
-        self.run = wandb.init(
-            project=cfg.project, entity=cfg.entity, mode=cfg.mode, dir=str(directory),
-            group=cfg.group or os.environ.get("GENBENCH_SWEEP_ID"), job_type="train-eval",
-            name=name, config=config, tags=list(cfg.tags), reinit="create_new",
-        )
-        for key in ("data_w2", "data_w2_ratio", "latent_w2", "latent_w2_ratio", "data_tv",
-                    "latent_tv"):
-            self.run.define_metric(key, summary="min")
-        self.run.define_metric("train/loss", step_metric="train/step")
+def _init_wandb(cfg: LoggerConfig, *, name: str, job_type: str, config: dict[str, Any],
+                directory: Path, group: str | None) -> Any:
+    try:
+        import wandb
+    except ImportError as err:  # pragma: no cover - wandb is a core dependency
+        raise ImportError("logger=wandb needs wandb: pip install wandb") from err
+    if cfg.mode not in MODES:
+        raise ValueError(f"logger.mode must be one of {', '.join(MODES)}, got {cfg.mode!r}")
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return wandb.init(
+        project=cfg.project, entity=cfg.entity, mode=cfg.mode, dir=str(directory),
+        group=group, job_type=job_type, name=name, config=config, tags=list(cfg.tags),
+        reinit="create_new",
+    )
 
+
+class WandbTracker(Tracker):
+    """One wandb run per job; see the module docstring for what is logged."""
+
+    def __init__(self, cfg: LoggerConfig, config: dict[str, Any], name: str, output_dir: Path):
+        import wandb
+
+        self.wandb = wandb
+        self.run = _init_wandb(cfg, name=name, job_type=JOB_TYPE, config=config,
+                               directory=Path(cfg.dir or output_dir),
+                               group=cfg.group or os.environ.get(SWEEP_ID_ENV))
+        self.run.define_metric("train/step")
+        self.run.define_metric("train/*", step_metric="train/step")
+
+    @_never_raises
     def log_train(self, step: int, values: dict[str, float]) -> None:
         self.run.log({"train/step": step} | {f"train/{k}": v for k, v in values.items()})
 
+    @_never_raises
     def log_summary(self, metrics: dict[str, Any], figures: dict[str, Path]) -> None:
-        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        scalars = {k: v for k, v in metrics.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for key in scalars:
+            if MINIMISED.search(key):
+                self.run.define_metric(key, summary="min")
         images = {k: self.wandb.Image(str(p)) for k, p in figures.items() if Path(p).exists()}
         self.run.log(scalars | images)
-        self.run.summary.update(scalars)
+        # Method names ("exact", "sinkhorn") are strings: keep them beside the numbers.
+        self.run.summary.update({k: v for k, v in metrics.items() if isinstance(v, str)})
 
+    @_never_raises
     def finish(self, result: dict[str, Any]) -> None:
         failed = result.get("status") != "ok"
+        self.run.summary["status"] = result.get("status", "failed")
         if failed:
-            self.run.summary["error"] = result.get("error", "")
+            self.run.summary["error"] = f"{result.get('error_type')}: {result.get('error')}"
         self.run.finish(exit_code=1 if failed else 0)
 
 
 def make_tracker(cfg: LoggerConfig, *, config: dict[str, Any], name: str,
                  output_dir: Path) -> Tracker:
+    """The tracker ``cfg.name`` selects (``none`` or ``wandb``)."""
     if cfg.name == "none":
         return NullTracker()
     if cfg.name == "wandb":
         return WandbTracker(cfg, config, name, output_dir)
     raise ValueError(f"unknown logger {cfg.name!r}; available: {', '.join(LOGGERS)}")
+
+
+def _table(wandb: Any, rows: Sequence[Mapping[str, Any]]) -> Any:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    return wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
+
+
+def log_sweep(cfg: LoggerConfig | Mapping[str, Any], *, group: str, directory: Path,
+              tables: Mapping[str, Sequence[Mapping[str, Any]]],
+              images: Mapping[str, Path | Sequence[tuple[str, Path]]] | None = None,
+              ) -> Path | None:
+    """Log a sweep's tables (lists of flat rows) and figures as one ``job_type="report"`` run.
+
+    ``images`` maps a key to one image or to a list of ``(caption, path)``. Images go beside
+    the tables, not in their cells: offline, wandb writes an image cell as the bare word
+    "Image" (wandb/wandb#4611). Returns the run's local folder, or ``None`` when tracking
+    is off.
+    """
+    if not isinstance(cfg, LoggerConfig):
+        from genbench.config import validate
+
+        cfg = validate(LoggerConfig, cfg, what="the logger config")
+    if cfg.name != "wandb":
+        return None
+    run = _init_wandb(cfg, name=f"report-{group}", job_type="report", config={"sweep": group},
+                      directory=Path(cfg.dir or directory), group=cfg.group or group)
+    import wandb
+
+    folder = Path(run.dir).parent
+    try:
+        for key, rows in tables.items():
+            if rows:
+                run.log({key: _table(wandb, rows)})
+        media = {}
+        for key, value in (images or {}).items():
+            if isinstance(value, (str, Path)):
+                media[key] = wandb.Image(str(value))
+            else:
+                media[key] = [wandb.Image(str(p), caption=c) for c, p in value]
+        run.log(media)
+    finally:
+        run.finish()
+    return folder

@@ -1,0 +1,253 @@
+"""JKO-iFlow: a stack of residual neural-ODE blocks, each one JKO step toward N(0, I).
+
+Block ``k`` is a time-conditioned velocity field ``f_k(x, t)`` on ``t in [0, 1]``; its flow
+map ``T_k`` is trained, greedily and alone, on the data pushed through blocks ``1..k-1`` to
+minimise the JKO objective of the KL divergence to N(0, I) with step ``h_k``::
+
+    E[ |x(1)|^2 / 2  -  int_0^1 div f_k(x(s), s) ds  +  |x(1) - x(0)|^2 / (2 h_k) ]
+
+(the first two terms are KL(T_k # p_k || N(0, I)) up to a constant, the last the W2 proximal
+term). Training integrates with a fixed-step ``torchdiffeq.odeint`` (rk4 by default) and a
+Hutchinson estimate of the divergence, back-propagating through the solver; the steps grow
+geometrically, ``h_k = h0 * h_growth^k``, and blocks are added until one moves the data by
+less than ``tol`` in relative squared distance, ``E|x - T_k x|^2 / E|T_k x|^2 < tol``, or
+``max_blocks`` is reached. Sampling integrates the blocks backward from N(0, I); the density
+is exact, by the instantaneous change of variables through every block (exact trace).
+
+Every block's network is allocated up front (``max_blocks`` of them) and the number in use
+is a persistent buffer, so a saved solver reloads with no special code. ``steps`` counts
+training steps *per block*.
+
+References:
+    Xu, Cheng, Xie, "Normalizing flow neural networks by JKO scheme", NeurIPS 2023
+    (JKO-iFlow; h_k = 0.25 * 1.4^k and rk4 with 3 steps per block in the public code).
+    Cheng, Lu, Tan, Xie, "Convergence of flow-based generative models via proximal gradient
+    descent in Wasserstein space", arXiv 2310.17582 (KL = O(eps^2) after ~log(1/eps) steps).
+    Jordan, Kinderlehrer, Otto, "The variational formulation of the Fokker-Planck equation",
+    SIAM J. Math. Anal. 1998 (the JKO scheme).
+    Grathwohl et al., "FFJORD", ICLR 2019 (Hutchinson trace in continuous flows).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from genbench.metrics.w2 import w2
+from genbench.registry import register_solver
+from genbench.solver import Solver, SolverConfig, TrainCallback, gaussian_log_prob
+from genbench.training import make_ema, train
+from solvers.nets import TimeMLP
+from solvers.ode import (
+    FIXED_METHODS,
+    ODE_METHODS,
+    TRACE_ESTIMATORS,
+    integrate,
+    integrate_with_divergence,
+)
+
+__all__ = ["JKOConfig", "JKOFlow"]
+
+MOVEMENT_SAMPLE = 1000  # points on which each block's W2 movement is measured (exact EMD)
+# Blocks see t * TIME_SCALE: TimeMLP's sinusoidal features reach frequency 200, fast enough
+# to give the field unrelated values at each fixed training step's nodes, which lets it
+# game the fixed-step objective (a "divergence" the true flow does not have).
+TIME_SCALE = 0.02
+
+
+@dataclass
+class JKOConfig(SolverConfig):
+    steps: int = 500
+    ema_decay: float = 0.99
+    hidden: int = 128
+    max_blocks: int = 8
+    h0: float = 0.25
+    h_growth: float = 1.4
+    tol: float = 0.01
+    warm_start: bool = True
+    train_method: str = "rk4"
+    train_steps: int = 3
+    train_trace: str = "hutchinson"
+    sample_method: str = "dopri5"
+    sample_steps: int = 8
+    rtol: float = 1e-5
+    atol: float = 1e-5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("max_blocks", "train_steps", "sample_steps"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
+        for key in ("h0", "h_growth", "rtol", "atol"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
+        if self.tol < 0:
+            raise ValueError(f"tol must be >= 0 (0 trains all max_blocks), got {self.tol}")
+        if self.train_method not in FIXED_METHODS:
+            raise ValueError(
+                f"train_method must be one of {FIXED_METHODS}, got {self.train_method!r}"
+            )
+        if self.train_trace not in TRACE_ESTIMATORS:
+            raise ValueError(
+                f"train_trace must be one of {TRACE_ESTIMATORS}, got {self.train_trace!r}"
+            )
+        if self.sample_method not in ODE_METHODS:
+            raise ValueError(
+                f"sample_method must be one of {ODE_METHODS}, got {self.sample_method!r}"
+            )
+
+
+@register_solver("jko")
+class JKOFlow(Solver):
+    """JKO-iFlow on latents: greedily trained neural-ODE blocks, exact density."""
+
+    Config = JKOConfig
+    config: JKOConfig
+    has_density = True
+    stochastic_sampler = True
+
+    def build(self) -> None:
+        cfg = self.config
+        self.blocks = nn.ModuleList(
+            TimeMLP(self.dim, cfg.hidden, cfg.depth) for _ in range(cfg.max_blocks)
+        )
+        self.emas = nn.ModuleList(make_ema(block, cfg.ema_decay) for block in self.blocks)
+        self.register_buffer("n_blocks", torch.tensor(0), persistent=True)
+        self._active = 0
+
+    # -- the block being trained: what the shared loop optimises and averages ------------
+    @property
+    def ema(self) -> nn.Module:
+        return self.emas[self._active]
+
+    def trainable_module(self) -> nn.Module:
+        return self.blocks[self._active]
+
+    def field(self, k: int, *, averaged: bool = True) -> Callable[[Tensor, Tensor], Tensor]:
+        """Block ``k``'s velocity ``f_k(x, t)``, ``t in [0, 1]`` (EMA weights by default)."""
+        net = self.emas[k].module if averaged else self.blocks[k]
+        return lambda x, t: net(x, t * TIME_SCALE)
+
+    def step_size(self, k: int) -> float:
+        """The JKO step ``h_k`` of block ``k`` (0-based)."""
+        return self.config.h0 * self.config.h_growth**k
+
+    def loss(self, z: Tensor) -> Tensor:
+        """The JKO objective of the active block on ``z`` (already pushed through the others)."""
+        cfg = self.config
+        h = self.step_size(self._active)
+        # Differentiable fixed-step solve: the loss back-propagates through the solver.
+        x1, int_div, _ = integrate_with_divergence(
+            self.field(self._active, averaged=False), z, 0.0, 1.0, method=cfg.train_method,
+            steps=cfg.train_steps, trace=cfg.train_trace,
+        )
+        potential = 0.5 * x1.pow(2).sum(dim=1)
+        movement = (x1 - z).pow(2).sum(dim=1) / (2.0 * h)
+        return (potential - int_div + movement).mean()
+
+    # -- training: one block at a time ---------------------------------------------------
+    def fit(
+        self,
+        z: Tensor,
+        *,
+        steps: int | None = None,
+        callback: TrainCallback | None = None,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Train blocks greedily on latents ``z``; ``steps`` is the budget *per block*."""
+        cfg = self.config
+        z = self.check_data(z)
+        steps = steps or cfg.steps
+        start = time.perf_counter()
+        x = z
+        curve: list[list[float]] = []
+        blocks: list[dict[str, Any]] = []
+        self.n_blocks.zero_()
+        for k in range(cfg.max_blocks):
+            self._active = k
+            if k > 0 and cfg.warm_start:  # neighbouring JKO steps have similar fields
+                self.blocks[k].load_state_dict(self.emas[k - 1].module.state_dict())
+            offset = k * steps
+            block_callback = None
+            if callback is not None:
+                def block_callback(step: int, logs: dict[str, float], k=k, offset=offset):
+                    callback(offset + step, logs | {"block": k})
+            stats = train(self, x, steps=steps, callback=block_callback, progress=progress,
+                          desc=f"train jko block {k + 1}/{cfg.max_blocks}")
+            curve += [[offset + s, value] for s, value in stats["loss_curve"]]
+            self.n_blocks.fill_(k + 1)
+            x_next = self._push(k, x)
+            blocks.append(self._movement(k, x, x_next) | {"final_loss": stats["final_loss"]})
+            x = x_next
+            if blocks[-1]["relative_movement"] < cfg.tol:
+                break
+        self._fitted.fill_(True)
+        return {
+            "steps": steps * len(blocks),
+            "final_loss": curve[-1][1] if curve else float("nan"),
+            "loss_curve": curve,
+            "train_seconds": time.perf_counter() - start,
+            "n_blocks": len(blocks),
+            "blocks": blocks,
+        }
+
+    @torch.no_grad()
+    def _push(self, k: int, x: Tensor) -> Tensor:
+        out, _ = self._integrate(k, x, 0.0, 1.0)
+        return out
+
+    def _movement(self, k: int, x: Tensor, out: Tensor) -> dict[str, Any]:
+        """How far block ``k`` moved the data: W2 on a sample and the map's own cost."""
+        moved = (out - x).pow(2).sum(dim=1).mean()
+        m = min(MOVEMENT_SAMPLE, x.shape[0])
+        value, _ = w2(x[:m], out[:m])
+        return {"block": k, "h": self.step_size(k), "w2": value,
+                "transport_cost": float(moved.sqrt()),
+                "relative_movement": float(moved / out.pow(2).sum(dim=1).mean())}
+
+    # -- sampling and density ------------------------------------------------------------
+    def _solver_options(self) -> dict[str, Any]:
+        cfg = self.config
+        steps = cfg.sample_steps if cfg.sample_method in FIXED_METHODS else None
+        return {"method": cfg.sample_method, "steps": steps, "rtol": cfg.rtol, "atol": cfg.atol}
+
+    def _integrate(self, k: int, x: Tensor, t0: float, t1: float) -> tuple[Tensor, int]:
+        return integrate(self.field(k), x, t0, t1, **self._solver_options())
+
+    @torch.no_grad()
+    def transform(self, z: Tensor, *, inverse: bool = False) -> Tensor:
+        """The learned map ``T = T_K o ... o T_1`` (latents to N(0, I)), or its inverse."""
+        z = self.check_data(z)
+        self.eval()
+        return self._flow(z, inverse)[0]
+
+    def _flow(self, x: Tensor, inverse: bool) -> tuple[Tensor, int]:
+        order = range(int(self.n_blocks))
+        nfe = 0
+        for k in reversed(order) if inverse else order:
+            x, calls = self._integrate(k, x, *((1.0, 0.0) if inverse else (0.0, 1.0)))
+            nfe += calls
+        return x, nfe
+
+    @torch.no_grad()
+    def _sample(self, n: int, generator: torch.Generator) -> Tensor:
+        noise = torch.randn(n, self.dim, generator=generator, device=self.device)
+        x, self.nfe = self._flow(noise, inverse=True)
+        return x
+
+    @torch.no_grad()
+    def _log_prob(self, z: Tensor) -> Tensor:
+        # log p(x) = log N(T x) + sum_k int_0^1 div f_k: the density falls along each flow.
+        x, total = z, torch.zeros(z.shape[0], device=z.device)
+        for k in range(int(self.n_blocks)):
+            x, int_div, _ = integrate_with_divergence(
+                self.field(k), x, 0.0, 1.0, trace="exact", **self._solver_options()
+            )
+            total = total + int_div
+        return gaussian_log_prob(x) + total
+

@@ -1,0 +1,137 @@
+"""Tracking: logger=none tracks nothing; logger=wandb writes a real offline run per job.
+
+The wandb checks run wandb itself, offline, into the test's temporary folder: the run
+folder, its record file and the logged image must exist, and the records must hold the run's
+name, group, job type, training curve and metrics. A run is finished even when its job fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from genbench.config import LoggerConfig, RunConfig, register_schemas
+from genbench.pipeline import run
+from genbench.tracking import (
+    SWEEP_ID_ENV,
+    NullTracker,
+    WandbTracker,
+    log_sweep,
+    make_tracker,
+    run_name,
+)
+from tests.conftest import CONFIG_DIR
+
+register_schemas()
+TINY = ["experiment=smoke", "dataset.n_train=500", "dataset.n_test=200", "solver.steps=50",
+        "solver.sample_steps=20", "progress=false"]
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-default"))
+    monkeypatch.setenv(SWEEP_ID_ENV, "sweep-under-test")
+    return tmp_path
+
+
+def compose_job(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=TINY + overrides)
+
+
+def run_folder(job_dir: Path) -> Path:
+    (folder,) = (job_dir / "wandb").glob("offline-run-*")
+    return folder
+
+
+def records(folder: Path, *expected: bytes, wait: float = 30.0) -> bytes:
+    """The run's record file once it holds every ``expected`` string.
+
+    wandb's service process writes the file: the last records can land a moment after
+    ``run.finish()`` returns, longer on a loaded machine.
+    """
+    (path,) = folder.glob("run-*.wandb")
+    deadline = time.monotonic() + wait
+    while True:
+        data = path.read_bytes()
+        missing = [e for e in expected if e not in data]
+        if not missing or time.monotonic() > deadline:
+            assert not missing, f"{missing} not in {path}"
+            return data
+        time.sleep(0.1)
+
+
+def test_run_name():
+    rc = RunConfig(solver={"name": "ddpm"}, dataset={"name": "moons"}, seed=3)
+    assert run_name(rc) == "ddpm-moons-s3"
+
+
+def test_logger_none_tracks_nothing(tmp_path):
+    assert isinstance(make_tracker(LoggerConfig(), config={}, name="x", output_dir=tmp_path),
+                      NullTracker)
+    result = run(compose_job(["logger=none", "eval.plot=false"]), tmp_path)
+    assert result["status"] == "ok"
+    assert not (tmp_path / "wandb").exists()
+
+
+def test_unknown_logger_and_mode_are_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown logger 'tensorboard'; available: none, wandb"):
+        make_tracker(LoggerConfig(name="tensorboard"), config={}, name="x", output_dir=tmp_path)
+    result = run(compose_job(["logger=wandb", "logger.mode=sometimes"]), tmp_path)
+    assert result["status"] == "failed" and "offline, online, disabled" in result["error"]
+
+
+def test_offline_wandb_run_of_a_job(offline):
+    job = offline / "job"
+    result = run(compose_job(["logger=wandb"]), job)
+    assert result["status"] == "ok", result.get("traceback")
+    folder = run_folder(job)  # logger.dir=null: the run lives in the job's folder
+    # name, group (the sweep), job type, training curve, metrics, resolved config, status
+    records(folder, b"ddpm-moons-s0", b"sweep-under-test", b"train-eval", b"train/loss",
+            b"train/step", b"data_w2_ratio", b"latent_w2", b"nfe", b"n_train", b"sample_steps",
+            b"ok")
+    assert list(folder.glob("files/media/images/samples_*.png")), "sample scatter not logged"
+    assert not (offline / "wandb-default").exists()
+
+
+def test_wandb_run_is_finished_when_the_job_fails(offline):
+    import wandb
+
+    job = offline / "job"
+    result = run(compose_job(["logger=wandb", "solver.lr=1e12", "eval.plot=false"]), job)
+    assert result["status"] == "failed" and result["error_type"] == "DivergenceError"
+    assert wandb.run is None, "the failed job's run was left open"
+    records(run_folder(job), b"DivergenceError", b"failed")
+
+
+def test_a_tracking_error_never_costs_the_result(caplog):
+    class BrokenRun:
+        def log(self, *args, **kwargs):
+            raise ConnectionError("wandb is down")
+
+    tracker = WandbTracker.__new__(WandbTracker)
+    tracker.run = BrokenRun()
+    tracker.log_train(10, {"loss": 1.0})
+    assert "log_train failed: ConnectionError: wandb is down" in caplog.text
+
+
+def test_sweep_tables_in_their_own_run(offline):
+    image = Path(__file__).resolve().parents[1] / "docs" / "report.png"
+    rows = [{"solver": "ddpm", "dataset": "moons", "data_w2_ratio": 1.5}]
+    assert log_sweep(LoggerConfig(), group="g", directory=offline, tables={"t": rows}) is None
+    folder = log_sweep({"name": "wandb", "mode": "offline"}, group="sweep-x",
+                       directory=offline / "report", tables={"leaderboard": rows, "empty": []},
+                       images={"grid": image, "samples": [("a", image), ("b", image)]})
+    assert folder is not None and folder.parent == offline / "report" / "wandb"
+    (table,) = folder.glob("files/media/table/leaderboard_*.table.json")
+    assert json.loads(table.read_text())["data"] == [["ddpm", "moons", 1.5]]
+    for key in ("grid", "samples"):
+        assert list(folder.glob(f"files/media/images/{key}_*.png")), key
+    records(folder, b"report-sweep-x", b"sweep-x", b"report")
+    assert os.environ[SWEEP_ID_ENV] == "sweep-under-test"  # untouched
