@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genbench.tracking import SWEEP_ID_ENV
 
-__all__ = ["LAUNCHER_PLUGINS", "SweepCallback", "missing_launcher_hint", "sweep_id"]
+__all__ = ["LAUNCHER_PLUGINS", "SweepCallback", "job_line", "missing_launcher_hint", "sweep_id"]
 
 log = logging.getLogger("genbench.sweep")
 # Launcher option (``launcher=...`` or Hydra's ``hydra/launcher=...``) -> (plugin, extra).
@@ -125,7 +125,7 @@ class SweepCallback(Callback):
         if job_return.status == JobStatus.COMPLETED and isinstance(job_return.return_value,
                                                                    dict):
             log.info(job_line(job_return.return_value, number))
-        else:
+        else:  # return_value would re-raise the job's exception
             log.error("job %s raised: %r", number, job_return._return_value)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -48,10 +48,11 @@ REPORT_DIR = "report"
 # Never a variant: identity of the job, or settings that do not change its result.
 NOT_VARIANT = ("seed", "solver.name", "dataset.name", "device", "resume", "progress",
                "cache_dir", "experiment_name", "eval.plot", "logger.")
+# The tables' columns, where a sweep has them (the CSV files keep every metric).
 COLUMNS = [("W2/floor", "data_w2_ratio"), ("W2", "data_w2"), ("floor", "data_w2_floor"),
+           ("TV", "data_tv"), ("MMD/floor", "data_mmd_ratio"), ("NLL", "nll"),
            ("latent W2/floor", "latent_w2_ratio"), ("recon W2", "recon_w2"), ("NFE", "nfe"),
            ("train s", "train_seconds"), ("sample s", "sample_seconds")]
-EXTRA_METRICS = ("tv", "mmd", "nll")  # shown as columns when a sweep has them
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -237,8 +238,7 @@ class Leaderboard:
         return known + sorted(names - set(known))
 
     def columns(self) -> list[tuple[str, str]]:
-        extra = [(m, m) for m in self.metrics if any(t in m for t in EXTRA_METRICS)]
-        return [(name, m) for name, m in COLUMNS if m in self.metrics] + extra
+        return [(name, m) for name, m in COLUMNS if m in self.metrics]
 
     def overall(self) -> list[dict[str, Any]]:
         """Mean rank over data sets of each (solver, variant), best first."""
@@ -276,12 +276,12 @@ class Leaderboard:
 
 
 def _stat_str(mean: float, std: float) -> str:
-    def num(x: float) -> str:
+    def num(x: float, digits: int) -> str:
         if math.isnan(x):
             return "-"
-        return f"{x:.0f}" if abs(x) >= 100 or x == int(x) else f"{x:.3g}"
+        return f"{x:.0f}" if abs(x) >= 100 or x == int(x) else f"{x:.{digits}g}"
 
-    return num(mean) if math.isnan(std) or std == 0 else f"{num(mean)} ± {num(std)}"
+    return num(mean, 3) if math.isnan(std) or std == 0 else f"{num(mean, 3)} ± {num(std, 2)}"
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -365,10 +365,11 @@ def _html(board: Leaderboard, figures: dict[str, Path]) -> str:
                      f"src='data:image/png;base64,{data}'>")
     style = ("body{font-family:system-ui,sans-serif;margin:24px;color:#222}"
              "table{border-collapse:collapse;margin:8px 0 20px}"
-             "th,td{border:1px solid #ccc;padding:3px 9px;text-align:right;font-size:14px}"
+             "th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;font-size:13px;"
+             "white-space:nowrap}"
              "td:nth-child(2),th:nth-child(2){text-align:left}tr.best{background:#e4f4e4}"
-             ".text td,.text th{text-align:left}th{background:#f0f0f0}.meta{color:#555}"
-             "img{max-width:100%;display:block}"
+             ".text td,.text th{text-align:left;white-space:normal}th{background:#f0f0f0}"
+             ".meta{color:#555}img{max-width:100%;display:block}"
              "pre{font-size:11px;text-align:left;white-space:pre-wrap}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>genbench report</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -40,7 +40,7 @@ MAX_POINTS = 1000
 def _row_order(board: Leaderboard) -> list[tuple[str, str]]:
     """(solver, variant) pairs, best overall first, then any never ranked."""
     order = [(r["solver"], r["variant"]) for r in board.overall()]
-    rest = sorted({(e.solver, e.variant) for e in board.entries} - set(order))
+    rest = sorted({(e.solver, e.variant) for e in board.entries if e.ok} - set(order))
     return order + rest
 
 
@@ -49,7 +49,7 @@ def _label(solver: str, variant: str) -> str:
 
 
 def samples_grid(board: Leaderboard, path: Path) -> Path | None:
-    """Generated (blue) over target (grey) points, one panel per (solver variant, data set)."""
+    """Generated (blue) and target (black) points, one panel per (solver variant, data set)."""
     rows, cols = _row_order(board)[:MAX_GRID_ROWS], board.datasets
     if not rows:
         return None
@@ -75,8 +75,9 @@ def samples_grid(board: Leaderboard, path: Path) -> Path | None:
                 test, gen = (torch.from_numpy(npz[k][:MAX_POINTS]).float()
                              for k in ("x_test", "x_gen"))
             test, gen = project_2d(test, gen)
-            ax.scatter(test[:, 0], test[:, 1], s=2, c="0.65", alpha=0.6, linewidths=0)
-            ax.scatter(gen[:, 0], gen[:, 1], s=2, c="tab:blue", alpha=0.6, linewidths=0)
+            # the target on top, small and dark: its shape stays readable over the samples
+            ax.scatter(gen[:, 0], gen[:, 1], s=3, c="tab:blue", alpha=0.35, linewidths=0)
+            ax.scatter(test[:, 0], test[:, 1], s=1, c="0.15", alpha=0.6, linewidths=0)
             lo, hi = test.min(0).values.numpy(), test.max(0).values.numpy()
             pad = 0.15 * (hi - lo) + 1e-6
             ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
@@ -86,8 +87,8 @@ def samples_grid(board: Leaderboard, path: Path) -> Path | None:
             ax.text(0.03, 0.03, f"W2/floor {ratio:.2f} (seed {job.seed})"
                     if isinstance(ratio, (int, float)) else f"seed {job.seed}",
                     transform=ax.transAxes, fontsize=7, color="0.2")
-    fig.suptitle("generated (blue) vs held-out target (grey)", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle("generated (blue) vs held-out target (black)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -155,25 +156,34 @@ def w2_against_nfe(board: Leaderboard, path: Path, metric: str = "data_w2") -> P
     return path
 
 
+def _mean_curves(board: Leaderboard, dataset: str) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """(steps, mean loss over seeds, label) per entry; variants that differ only in how they
+    sample train identically and share one curve (labelled with their number)."""
+    curves: dict[bytes, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+    for e in (e for e in board.entries if e.dataset == dataset):
+        runs = [np.asarray(j.loss_curve, dtype=float) for j in e.ok if j.loss_curve]
+        if not runs:
+            continue
+        n = min(len(c) for c in runs)
+        steps, loss = runs[0][:n, 0], np.mean([c[:n, 1] for c in runs], axis=0)
+        key = e.solver.encode() + steps.tobytes() + loss.tobytes()
+        curves.setdefault(key, (steps, loss, []))[2].append(e.label)
+    return [(steps, loss, labels[0] if len(labels) == 1
+             else f"{labels[0].split(' (')[0]} ({len(labels)} variants)")
+            for steps, loss, labels in curves.values()]
+
+
 def loss_curves(board: Leaderboard, path: Path) -> Path | None:
     """Training loss against step, mean over seeds, one panel per data set."""
-    datasets = [d for d in board.datasets
-                if any(j.loss_curve for e in board.entries if e.dataset == d for j in e.ok)]
-    if not datasets:
+    panels = {d: c for d in board.datasets if (c := _mean_curves(board, d))}
+    if not panels:
         return None
-    fig, axes = plt.subplots(1, len(datasets), squeeze=False, dpi=90,
-                             figsize=(4.2 * len(datasets), 3.4))
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        positive = True
-        for e in (e for e in board.entries if e.dataset == dataset):
-            curves = [np.asarray(j.loss_curve, dtype=float) for j in e.ok if j.loss_curve]
-            if not curves:
-                continue
-            n = min(len(c) for c in curves)
-            steps, loss = curves[0][:n, 0], np.mean([c[:n, 1] for c in curves], axis=0)
-            positive &= bool(np.all(loss > 0))
-            ax.plot(steps, loss, lw=1.2, label=e.label)
-        if positive:
+    fig, axes = plt.subplots(1, len(panels), squeeze=False, dpi=90,
+                             figsize=(4.2 * len(panels), 3.4))
+    for ax, (dataset, curves) in zip(axes[0], panels.items(), strict=True):
+        for steps, loss, label in curves:
+            ax.plot(steps, loss, lw=1.2, label=label)
+        if all(np.all(loss > 0) for _, loss, _ in curves):
             ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel("training loss (mean over seeds)")

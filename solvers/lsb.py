@@ -1,40 +1,47 @@
 """Latent Schrödinger bridge: a Brownian reference ``sigma W`` on [0, 1], sampled by torchsde.
 
 Both starts put the training pair on a Gaussian path ``x_t = a(t) y + s(t) eps`` (y from the
-target latent law p, eps ~ N(0, I)) and sample the SDE ``dX = b(X, t) dt + sigma dW`` with
+target latent law p, eps ~ N(0, I)) and sample ``dX = b(X, t) dt + sigma dW`` with
 
-    b(x, t) = (E[y | x_t = x] - x) / (1 - t)                                          (*)
+    b(x, t) = (E[y | x_t = x] - x) / (1 - t).                                         (*)
 
 - ``start: delta`` (Schrödinger-Föllmer, delta_0 -> p): the Brownian bridge from 0,
-  ``a = t, s = sigma sqrt(t (1 - t))``; (*) is E[(y - X_t) / (1 - t) | X_t = x]. X_0 = 0.
+  ``a = t, s = sigma sqrt(t (1 - t))``, and (*) is E[(y - X_t) / (1 - t) | X_t = x]. X_0 = 0.
 - ``start: smoothed``: Brownian motion started at p, run backwards, ``a = 1,
-  s = sigma sqrt(1 - t)``; (*) equals sigma^2 grad log(p * N(0, sigma^2 (1 - t) I)) by Tweedie's
-  formula, so the regression is denoising score matching. Its start law p * N(0, sigma^2 I)
-  is replaced by the Gaussian with the same two moments, N(m, C + sigma^2 I) (m, C: mean and
-  covariance of the training latents); the error vanishes as sigma grows (only the
-  cumulants of p beyond the second are dropped, and they are swamped by the noise), so this
-  start wants sigma of a few data scales.
+  s = sigma sqrt(1 - t)``; (*) is sigma^2 grad log(p * N(0, sigma^2 (1 - t) I)) by Tweedie's
+  formula, so the regression below is denoising score matching. The start law
+  p * N(0, sigma^2 I) is replaced by the Gaussian with the same two moments,
+  N(m, C + sigma^2 I) (m, C: mean and covariance of the training latents). Only the
+  cumulants of p beyond the second are lost, and they shrink against the added noise as
+  (data scale / sigma)^3, so this start wants sigma of several data scales (e.g. 3-5 on
+  standardised latents); at sigma = 1 the start is visibly wrong.
 
-The network predicts E[y | x_t] (x0-prediction), preconditioned so that its output is the
-residual of the posterior mean a Gaussian target N(m, sd^2 I) would have (``sd^2``: mean
-per-coordinate variance of the training latents, measured in :meth:`LSB.fit`):
+Parametrisation (``prediction``). The network reads ``c_in (x - a m)``, scaled to unit
+variance, and predicts the noise eps (``eps``, the default), so E[y | x_t] = (x - s eps) / a
+and the drift follows from (*). At the delta start t = 0, x - a m and s both vanish and the
+formula returns m = E[y], the exact drift there. The drift regression target
+(y - x_t) / (1 - t) has variance ~ 1 / (1 - t); predicting eps instead, an error dF costs the
+drift ``sigma dF / sqrt(t (1 - t))`` (delta start), integrable at both ends of [0, 1], where
+an error dD of an x0-prediction (``x0``: D = m + sd F) costs dD / (1 - t), whose integral
+grows like log(1 / delta). (The EDM preconditioning, a residual over the Gaussian posterior
+mean, was tried and dropped: for standardised latents the residual has no linear part and
+the MLP stays at the saddle F = 0.)
 
-    D(x, t) = m + c_skip (x - a m) + c_out F(c_in (x - a m), t),
-    c_skip = sd^2 / r,  c_out = sigma sd sqrt((1 - t) / r),  c_in = 1 / sqrt(a^2 sd^2 + s^2),
-
-with ``r = t sd^2 + sigma^2 (1 - t)`` (delta) or ``sd^2 + sigma^2 (1 - t)`` (smoothed).
-c_skip and c_out are finite on all of [0, 1] (the t in a and s cancels), so the drift at the
-delta start X_0 = 0 is finite. Regressing the drift target (y - x_t) / (1 - t) directly has
-variance ~ 1 / (1 - t) that blows up at t -> 1; in this form the same minimiser is learnt
-from a target ``(y - m - c_skip (x - a m)) / c_out`` of unit variance at every t
-(``weighting: unit``, the default). ``weighting: x0`` weights by c_out^2 (plain |D - y|^2)
-and ``weighting: drift`` by c_out^2 / (1 - t)^2 (the literal drift regression), both kept
-for comparison. Training draws t ~ U(0, T) with T = 1 - delta, the part of the path the
-sampler visits.
+Time weighting. The clock ``t = 1 - (1 - c u)^p`` with ``c = 1 - delta^(1/p)`` and
+``p = time_power`` maps u in [0, 1] onto [0, 1 - delta]; training draws u ~ U(0, 1), the
+network reads u, and the sampler takes its steps uniformly in u. The fraction of training
+draws and of steps with 1 - t < e is about e^(1/p): p > 1 spends them near t = 1, where
+the noise level s / a ~ sqrt(1 - t) is small and the fine structure of p is resolved.
+``weighting: unit`` (the default) weights the squared error of F by 1, a target of unit
+variance at every t; ``x0`` weights |D - y|^2 and ``drift`` the literal drift regression
+|b - (y - x_t) / (1 - t)|^2 (both divided by sd^2, the mean latent variance); with eps
+prediction their weights (s / a)^2 and (s / (a (1 - t)))^2 explode at the ends, which is
+why they are only kept for comparison.
 
 Sampling integrates the SDE with ``torchsde.sdeint`` (``sde_method``) in ``sde_steps``
-uniform steps from 0 to the early stop T = 1 - delta, then takes one denoising step:
-the sample is D(X_T, T) = E[y | X_T] (Tweedie). NFE = drift calls + 1.
+steps from t = 0 to the early stop T = 1 - delta (an exact piecewise-linear time change
+puts torchsde's unit steps on the grid), then takes one denoising step: the sample is
+E[y | X_T] (Tweedie). NFE = drift calls + 1.
 
 References:
     Jiao, Kang, Lin, Liu, Zuo, "Latent Schrödinger Bridge Diffusion Model for Generative
@@ -42,8 +49,10 @@ References:
     Huang, Jiao, Kang, Liao, Liu, Liu, "Schrödinger-Föllmer Sampler", arXiv 2106.10880.
     Wang, Jiao, Xu, Yang, Liu, "Deep Generative Learning via Schrödinger Bridge", ICML 2021
     (arXiv 2106.10410).
+    Ho, Jain, Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020 (the
+    eps-prediction loss).
     Karras, Aittala, Aila, Laine, "Elucidating the Design Space of Diffusion-Based Generative
-    Models", NeurIPS 2022 (the c_skip / c_out / c_in preconditioning).
+    Models", NeurIPS 2022 (input scaling c_in; time steps concentrated near the data).
     Vincent, "A Connection Between Score Matching and Denoising Autoencoders", Neural
     Computation 2011 (denoising score matching).
 """

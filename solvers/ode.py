@@ -22,9 +22,8 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn

@@ -119,7 +119,7 @@ def test_csv_tables(report):
 def test_markdown_lists_rankings_failures_and_figures(report):
     text = report["markdown"].read_text()
     assert "## moons" in text and "## gmm" in text and "## Overall" in text
-    assert "| 1 | a (sample_steps=50) | 1.3 ± 0.141 |" in text
+    assert "| 1 | a (sample_steps=50) | 1.3 ± 0.14 |" in text
     assert "## Failed jobs" in text and "DivergenceError" in text
     for name in ("samples_grid.png", "w2_vs_nfe.png", "loss_curves.png"):
         assert f"({name})" in text
