@@ -60,6 +60,11 @@ def _app(cfg: DictConfig) -> dict[str, Any]:
 
 def main() -> None:
     """Console entry point."""
+    from genbench.callbacks import missing_launcher_hint
+
+    hint = missing_launcher_hint(sys.argv[1:])
+    if hint is not None:
+        sys.exit(hint)
     _app()
 
 

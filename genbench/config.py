@@ -117,7 +117,6 @@ class LoggerConfig:
     mode: str = "offline"
     group: str | None = None
     tags: list[str] = field(default_factory=list)
-    log_every: int = 50
     dir: str | None = None
 
 

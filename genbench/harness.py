@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 __all__ = ["Evaluation", "cached_floor", "floor_w2", "w2_with_floor"]
 
 log = logging.getLogger(__name__)
+# Part of every floor's cache key: bump it when an estimator changes, so stale floors are
+# recomputed rather than silently reused.
+FLOOR_CACHE_VERSION = 1
 
 
 def _fingerprint(*arrays: Tensor, extra: dict[str, Any]) -> str:
@@ -75,7 +78,8 @@ def cached_floor(kind: str, compute: Callable[[], dict[str, Any]], test: Tensor,
     """``compute()`` (a floor: a distance between two target samples), cached by content."""
     if cache_dir is None:
         return compute()
-    key = _fingerprint(test, reference, extra={"kind": kind, **settings})
+    key = _fingerprint(test, reference,
+                       extra={"kind": kind, "version": FLOOR_CACHE_VERSION, **settings})
     path = Path(cache_dir).expanduser() / "floors" / f"{kind}-{key}.json"
     cached = read_json(path)
     if cached is not None:
@@ -229,9 +233,12 @@ class Evaluation:
             log_p_test = torch.as_tensor(target_log_p(points.cpu())).double()
             out["nll_floor"] = float(-log_p_test.mean())
             if cfg.tv_monte_carlo:
-                result = tv(None, points.cpu(), method="monte_carlo",
-                            log_p=lambda _: log_p_test, log_q=lambda _: log_q_test.cpu(),
-                            confidence=cfg.confidence)
+                try:
+                    result = tv(None, points.cpu(), method="monte_carlo",
+                                log_p=lambda _: log_p_test, log_q=lambda _: log_q_test.cpu(),
+                                confidence=cfg.confidence)
+                except ValueError as err:  # NaN densities: report, keep the job
+                    return out | {"data_tv_mc_error": str(err)}
                 out |= {"data_tv_mc": result.value, "data_tv_mc_ci": list(result.ci or ())}
         return out
 

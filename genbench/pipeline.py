@@ -10,6 +10,7 @@ with the generated samples beside it. A job that fails records its error in its
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import resource
@@ -76,8 +77,10 @@ def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path)
                    "config": asdict(rc)}
         previous = read_json(results_path)
         if rc.resume and previous is not None and previous.get("status") == "ok":
-            log.info("result exists, skipping: %s", results_path)
-            return previous | {"skipped": True}
+            if _same_job(previous.get("config", {}), header["config"]):
+                log.info("result exists, skipping: %s", results_path)
+                return previous | {"skipped": True}
+            log.warning("%s holds a result for another config: running again", results_path)
         tracker = make_tracker(rc.logger, config=asdict(rc), name=run_name(rc), output_dir=out)
         result = header | _run(rc, out, tracker)
         result["status"] = "ok"
@@ -85,11 +88,27 @@ def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path)
         log.error("job failed: %s: %s", type(err).__name__, err)
         result = header | {"status": "failed", "error_type": type(err).__name__,
                            "error": str(err), "traceback": traceback.format_exc()}
+        if torch.cuda.is_available():  # an out-of-memory job must not starve the next one
+            torch.cuda.empty_cache()
     result["finished"] = datetime.now(timezone.utc).isoformat()
-    atomic_json_dump(result, results_path)
-    if tracker is not None:
-        tracker.finish(result)
+    try:
+        atomic_json_dump(result, results_path)
+    finally:
+        if tracker is not None:
+            tracker.finish(result)
     return result
+
+
+# Settings that do not change a job's numbers: a result is reused whatever their values.
+_NOT_RESULT_KEYS = ("resume", "progress", "device", "logger", "cache_dir")
+
+
+def _same_job(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a saved result was produced by the configuration about to run."""
+    def strip(cfg: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in cfg.items() if k not in _NOT_RESULT_KEYS}
+
+    return strip(saved) == strip(json.loads(json.dumps(current, default=str)))
 
 
 def _peak_memory(device: torch.device) -> dict[str, float]:

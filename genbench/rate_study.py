@@ -55,8 +55,8 @@ def _groups(jobs: list[Any], x_param: str) -> dict[tuple[str, str], list[Any]]:
     """Jobs keyed by (panel, series): panel = data set + varying non-solver settings,
     series = solver + varying solver settings; the swept axis and the seed are left out."""
     keys = set().union(*(j.params for j in jobs))
-    varying = sorted(k for k in keys if k != x_param and k != "autoencoder.n_source"
-                     and len({repr(j.params.get(k)) for j in jobs}) > 1)
+    varying = sorted(k for k in keys
+                     if k != x_param and len({repr(j.params.get(k)) for j in jobs}) > 1)
     out: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for job in jobs:
         panel = ", ".join([job.dataset] + [f"{k}={job.params.get(k)}" for k in varying

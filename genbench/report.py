@@ -32,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -180,12 +181,10 @@ class Entry:
     def ok(self) -> list[Job]:
         return [j for j in self.jobs if j.ok]
 
-    def values(self, metric: str) -> np.ndarray:
-        values = np.array([_number(j.metrics.get(metric)) for j in self.ok])
-        return values[~np.isnan(values)]
-
     def mean_std(self, metric: str) -> tuple[float, float]:
-        v = self.values(metric)
+        """Mean and sample standard deviation (n - 1) over the seeds that have ``metric``."""
+        v = np.array([_number(j.metrics.get(metric)) for j in self.ok])
+        v = v[~np.isnan(v)]
         return (float(v.mean()) if v.size else math.nan,
                 float(v.std(ddof=1)) if v.size > 1 else math.nan)
 
@@ -222,15 +221,15 @@ class Leaderboard:
         mean = entry.mean_std(self.metric)[0]
         return math.inf if math.isnan(mean) else mean
 
-    @property
+    @cached_property
     def datasets(self) -> list[str]:
         return sorted({j.dataset for j in self.jobs})
 
-    @property
+    @cached_property
     def failed(self) -> list[Job]:
         return [j for j in self.jobs if not j.ok]
 
-    @property
+    @cached_property
     def metrics(self) -> list[str]:
         names = {k for j in self.jobs if j.ok for k, v in j.metrics.items()
                  if not math.isnan(_number(v))}

@@ -62,13 +62,14 @@ TIME_SCALE = 0.02
 
 @dataclass
 class JKOConfig(SolverConfig):
-    steps: int = 500
+    steps: int = 600
+    batch_size: int = 256
     ema_decay: float = 0.99
-    hidden: int = 128
-    max_blocks: int = 8
-    h0: float = 0.25
+    hidden: int = 64
+    max_blocks: int = 4
+    h0: float = 1.0
     h_growth: float = 1.4
-    tol: float = 0.01
+    tol: float = 1e-3
     warm_start: bool = True
     train_method: str = "rk4"
     train_steps: int = 3

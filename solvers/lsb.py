@@ -85,7 +85,7 @@ class LSBConfig(SolverConfig):
     delta: float = 1e-3
     prediction: str = "eps"
     weighting: str = "unit"
-    time_power: float = 1.0
+    time_power: float = 5.0
     sde_steps: int = 100
     sde_method: str = "euler"
 

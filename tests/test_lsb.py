@@ -114,6 +114,20 @@ def test_nfe_follows_sde_steps() -> None:
         assert solver.nfe == steps + 1
 
 
+@pytest.mark.parametrize("power", [1.0, 5.0])
+def test_clock_and_grid(power: float) -> None:
+    solver = create_solver("lsb", 2, {"time_power": power, "delta": 1e-3, "sde_steps": 40})
+    u = torch.linspace(0, 1, 101, dtype=torch.float64)
+    t = solver.time_of(u)
+    assert float(t[0]) == 0.0 and float(t[-1]) == pytest.approx(1 - 1e-3)
+    assert bool((t.diff() > 0).all())
+    assert torch.allclose(solver.clock_of(t), u, atol=1e-9)
+    grid = solver.time_grid()
+    assert len(grid) == 41 and grid[0] == 0.0 and grid[-1] == 1 - 1e-3
+    if power > 1:  # steps shrink towards t = 1
+        assert grid[-1] - grid[-2] < grid[1] - grid[0]
+
+
 def test_ito_diagonal_methods_agree_with_torchsde() -> None:
     from torchsde._core import methods
     from torchsde.settings import METHODS
@@ -135,6 +149,8 @@ def test_ito_diagonal_methods_agree_with_torchsde() -> None:
         ("sigma", 0.0, "sigma must be positive"),
         ("delta", 1.0, "delta"),
         ("sde_steps", 0, "sde_steps must be positive"),
+        ("prediction", "score", "prediction must be one of"),
+        ("time_power", 0.5, "time_power must be >= 1"),
     ],
 )
 def test_bad_config_is_rejected(key: str, value: object, message: str) -> None:

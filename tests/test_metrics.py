@@ -285,3 +285,26 @@ def test_harness_uses_the_classifier_and_latent_nll_beyond_three_dimensions(tmp_
     assert len(out["data_tv_ci"]) == 2
     assert out["nll_space"] == "latent" and out["nll_floor"] is None
     assert out["data_tv_mc"] is None  # the pca encoder is not invertible here
+
+
+@pytest.mark.parametrize("failure", ["raises", "nan"])
+def test_harness_keeps_the_job_when_a_density_is_broken(tmp_path, failure):
+    dataset = {"name": "gmm", "dim": 2, "n_train": 300, "n_test": 300}
+    splits, ae = _setup(dataset, {"name": "identity"}, tmp_path)
+
+    class Broken:
+        has_density = True
+
+        def log_prob(self, z):
+            if failure == "raises":
+                raise RuntimeError("ODE blew up")
+            return torch.full((len(z),), math.nan)
+
+    out = Evaluation(EvalConfig(), cache_dir=tmp_path)(
+        x_gen=splits.reference, z_gen=ae.encode(splits.reference), splits=splits, ae=ae,
+        solver=Broken())
+    assert math.isfinite(out["data_w2"]) and out["data_tv_mc"] is None
+    if failure == "raises":
+        assert out["nll"] is None and "ODE blew up" in out["nll_error"]
+    else:
+        assert math.isnan(out["nll"]) and "NaN" in out["data_tv_mc_error"]

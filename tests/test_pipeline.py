@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -70,6 +71,18 @@ def test_resume_skips_a_finished_job(smoke_job):
     again = run(cfg, out)
     assert again.get("skipped") is True
     assert again["metrics"] == result["metrics"]
+
+
+def test_resume_reruns_when_the_config_changed(smoke_job, tmp_path):
+    cfg, finished, _ = smoke_job
+    out = tmp_path / "job"
+    shutil.copytree(finished, out)
+    changed = cfg.copy()
+    changed.solver.steps = 5
+    changed.solver.sample_steps = 5
+    rerun = run(changed, out)
+    assert not rerun.get("skipped") and rerun["status"] == "ok"
+    assert rerun["config"]["solver"]["steps"] == 5
 
 
 def test_a_failing_job_records_its_error(tmp_path):

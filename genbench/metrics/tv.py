@@ -183,8 +183,8 @@ def _classifiers(seed: int) -> dict[str, Callable[[], Any]]:
 def _classifier_tv(gen: np.ndarray, target: np.ndarray, max_n: int, confidence: float,
                    seed: int) -> TVResult:
     """Fit both candidates on 3/4 of the fitting half, keep the better on its last 1/4
-    (the preferred one unless beaten by more than a standard error: the two often tie),
-    refit it on the whole fitting half and score it once on the untouched half."""
+    (the preferred one unless beaten by more than a standard error: the two often tie)
+    and score it once on the untouched half."""
     from sklearn.exceptions import ConvergenceWarning
 
     rng = np.random.default_rng(seed)
@@ -200,16 +200,16 @@ def _classifier_tv(gen: np.ndarray, target: np.ndarray, max_n: int, confidence: 
     y_eval = np.r_[np.ones(m - half), np.zeros(m - half)]
     order = rng.permutation(len(x_fit))
     inner, check = order[: 3 * len(order) // 4], order[3 * len(order) // 4 :]
+    fitted, scores = {}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        scores = {}
         for name, make in _classifiers(seed).items():
-            clf = make().fit(x_fit[inner], y_fit[inner])
-            scores[name] = float((clf.predict(x_fit[check]) == y_fit[check]).mean())
-        best = max(scores.values())
-        standard_error = math.sqrt(max(best * (1 - best), 1e-12) / len(check))
-        chosen = next(name for name, acc in scores.items() if acc >= best - standard_error)
-        clf = _classifiers(seed)[chosen]().fit(x_fit, y_fit)
+            fitted[name] = make().fit(x_fit[inner], y_fit[inner])
+            scores[name] = float((fitted[name].predict(x_fit[check]) == y_fit[check]).mean())
+    best = max(scores.values())
+    standard_error = math.sqrt(max(best * (1 - best), 1e-12) / len(check))
+    chosen = next(name for name, acc in scores.items() if acc >= best - standard_error)
+    clf = fitted[chosen]
     correct = int((clf.predict(x_eval) == y_eval).sum())
     n_eval = len(y_eval)
     acc = correct / n_eval
