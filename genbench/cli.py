@@ -35,14 +35,28 @@ def format_result(result: dict[str, Any]) -> str:
     if result.get("status") != "ok":
         return f"{title}: FAILED: {result.get('error_type')}: {result.get('error')}"
     m = result["metrics"]
-    rows = [
-        ("W2 data", m["data_w2"], m["data_w2_floor"], m["data_w2_ratio"]),
-        ("W2 latent", m["latent_w2"], m["latent_w2_floor"], m["latent_w2_ratio"]),
-    ]
-    lines = [title, f"  {'metric':<12}{'value':>10}{'floor':>10}{'ratio':>8}"]
-    lines += [f"  {name:<12}{v:>10.4f}{f:>10.4f}{r:>8.2f}" for name, v, f, r in rows]
+    rows = [("W2 data", "data_w2"), ("W2 latent", "latent_w2"), ("TV data", "data_tv"),
+            ("TV latent", "latent_tv"), ("MMD data", "data_mmd")]
+    lines = [title, f"  {'metric':<12}{'value':>10}{'floor':>10}{'ratio':>8}  method"]
+    for label, key in rows:
+        value, floor = m.get(key), m.get(f"{key}_floor")
+        if value is None:
+            continue
+        ratio = m.get(f"{key}_ratio")
+        ratio = ratio if ratio is not None else (value / floor if floor else float("nan"))
+        method = m.get(f"{key}_method") or ""
+        lines.append(f"  {label:<12}{value:>10.4f}{floor:>10.4f}{ratio:>8.2f}  {method}")
+    if m.get("data_tv_mc") is not None:
+        lo, hi = m.get("data_tv_mc_ci") or (float("nan"), float("nan"))
+        lines.append(f"  TV (exact densities, Monte-Carlo) {m['data_tv_mc']:.4f} "
+                     f"[{lo:.4f}, {hi:.4f}]")
+    if m.get("nll") is not None:
+        target = m.get("nll_floor")
+        target = f"{target:.3f}" if target is not None else "unknown"
+        lines.append(f"  NLL {m['nll']:.3f} ({m.get('nll_space')} space; target's own {target})")
     lines.append(f"  recon W2 {m['recon_w2']:.4f} | NFE {m['nfe']} | "
-                 f"train {m['train_seconds']:.1f}s | sample {m['sample_seconds']:.2f}s")
+                 f"train {m['train_seconds']:.1f}s | sample {m['sample_seconds']:.2f}s | "
+                 f"eval {m.get('eval_seconds', float('nan')):.1f}s")
     lines.append(f"  results: {Path(result['output_dir']) / 'results.json'}")
     return "\n".join(lines)
 

@@ -110,7 +110,7 @@ class JKOFlow(Solver):
     Config = JKOConfig
     config: JKOConfig
     has_density = True
-    stochastic_sampler = True
+    stochastic_sampler = False  # deterministic given the initial noise, like pfode and cfm
 
     def build(self) -> None:
         cfg = self.config

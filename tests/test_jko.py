@@ -11,7 +11,7 @@ from genbench.config import ConfigError
 from genbench.solver import Solver
 from solvers.jko import JKOFlow
 
-SMALL = {"hidden": 32, "depth": 2, "batch_size": 256, "lr": 5e-3, "warmup": 20,
+SMALL = {"hidden": 32, "depth": 2, "batch_size": 128, "lr": 5e-3, "warmup": 20,
          "ema_decay": 0.0, "log_every": 25}
 
 
@@ -24,7 +24,7 @@ def test_one_block_is_the_exact_jko_step_for_a_gaussian():
     torch.manual_seed(0)
     mu, h = torch.tensor([2.0, -1.5]), 1.0
     z = torch.randn(4000, 2) + mu
-    solver = JKOFlow(2, SMALL | {"max_blocks": 1, "h0": h, "steps": 300, "tol": 0.0})
+    solver = JKOFlow(2, SMALL | {"max_blocks": 1, "h0": h, "steps": 150, "tol": 0.0})
     stats = solver.fit(z)
     pushed = solver.transform(z)
     assert stats["n_blocks"] == 1
@@ -40,10 +40,10 @@ def test_density_integrates_to_one_on_a_grid():
     torch.manual_seed(1)
     centers = torch.tensor([[-1.5, 0.0], [1.5, 0.5]])
     z = centers[torch.randint(2, (3000,))] + 0.5 * torch.randn(3000, 2)
-    solver = JKOFlow(2, SMALL | {"max_blocks": 2, "steps": 100, "tol": 0.0, "h0": 1.0})
+    solver = JKOFlow(2, SMALL | {"max_blocks": 2, "steps": 60, "tol": 0.0, "h0": 1.0})
     solver.fit(z)
     assert int(solver.n_blocks) == 2
-    side = torch.linspace(-6, 6, 61)
+    side = torch.linspace(-6, 6, 49)
     grid = torch.cartesian_prod(side, side)
     cell = float(side[1] - side[0]) ** 2
     mass = float(solver.log_prob(grid).exp().sum()) * cell
@@ -53,7 +53,7 @@ def test_density_integrates_to_one_on_a_grid():
 def test_standard_gaussian_data_stops_after_one_block_with_gaussian_nll():
     torch.manual_seed(2)
     z = torch.randn(4000, 2)
-    solver = JKOFlow(2, SMALL | {"max_blocks": 4, "steps": 150, "tol": 0.01})
+    solver = JKOFlow(2, SMALL | {"max_blocks": 4, "steps": 100, "tol": 0.01})
     stats = solver.fit(z)
     assert stats["n_blocks"] == 1  # the target is reached: the first step barely moves
     assert stats["blocks"][0]["relative_movement"] < 0.01

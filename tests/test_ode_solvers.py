@@ -118,30 +118,36 @@ def four_gaussians(n: int, seed: int) -> torch.Tensor:
 
 
 SOLVERS = [
-    pytest.param(PFODE, {"steps": 600}, id="pfode"),
-    pytest.param(CFM, {"steps": 400, "coupling": "independent"}, id="cfm-independent"),
-    pytest.param(CFM, {"steps": 400, "coupling": "ot", "sigma": 0.05}, id="cfm-ot"),
+    pytest.param(PFODE, {"steps": 400}, id="pfode"),
+    pytest.param(CFM, {"steps": 300, "coupling": "independent"}, id="cfm-independent"),
+    pytest.param(CFM, {"steps": 300, "coupling": "ot", "batch_size": 128, "sigma": 0.05},
+                 id="cfm-ot"),
 ]
 
 
 @pytest.mark.parametrize(("cls", "config"), SOLVERS)
 def test_density_integrates_to_one(cls, config):
-    """Riemann sum of exp(log_prob) on [-5, 5]^2 with spacing 0.2.
+    """Midpoint-rule sum of exp(log_prob) on [-5, 5]^2 with spacing 0.25.
 
-    The target has mass 1 - 1e-6 inside 3.5 standard deviations of its outer centres
-    (|x| <= 2.2), a briefly trained flow is a smooth push-forward of N(0, I), so the tails
-    beyond +-5 are negligible, and the midpoint rule's error, h^2/24 * int |lap q|, is under
-    1% for features of width ~0.35; the ODE is solved to rtol 1e-5. A 3% tolerance leaves
-    room for these, while a wrong sign or a missing divergence term is off by far more.
+    The target has mass 1 - 1e-6 within 3.5 standard deviations of its outer centres
+    (|x| <= 2.3); a briefly trained flow is a smooth push-forward of N(0, I), so its mass
+    beyond +-5 is negligible, and the midpoint rule's error, h^2/24 * int |lap q|, stays
+    under 1% for features of width ~0.35; the ODE is solved to rtol 1e-5 (measured: the
+    sum is 1.000 to 4 digits). A 2% tolerance leaves room for these, while a wrong sign or
+    a missing divergence term is off by far more. The density must also have learned
+    something: on target points it beats N(0, I).
     """
     torch.manual_seed(0)
     solver = cls(2, TINY | config)
     solver.fit(four_gaussians(4000, seed=0))
-    h = 0.2
+    h = 0.25
     axis = torch.arange(-5 + h / 2, 5, h)
     grid = torch.cartesian_prod(axis, axis)
     mass = float(solver.log_prob(grid).exp().sum() * h * h)
-    assert abs(mass - 1) < 0.03, mass
+    assert abs(mass - 1) < 0.02, mass
+    target = four_gaussians(500, seed=1)
+    gaussian = -0.5 * (target.pow(2).sum(1) + 2 * math.log(2 * math.pi))
+    assert solver.log_prob(target).mean() > gaussian.mean() + 0.2
 
 
 @pytest.mark.parametrize(("cls", "config"), SOLVERS)
@@ -149,13 +155,13 @@ def test_gaussian_target_nll_matches_the_gaussian(cls, config):
     """Fitted to N(0, I), the mean NLL on test points approaches d/2 log(2 pi e).
 
     Compared on the same test points with the exact Gaussian's NLL, so the sampling noise
-    of the test set (std ~0.02 at n=2000) cancels; what is left is KL(N(0,I) || q), which a
-    reasonable fit holds well under 0.05 nats.
+    of the test set (std ~0.03 at n=1000) cancels; what is left is KL(N(0,I) || q), which a
+    reasonable fit holds well under 0.05 nats (measured: 0.001 to 0.006).
     """
     torch.manual_seed(1)
     solver = cls(2, TINY | config)
     solver.fit(torch.randn(4000, 2))
-    test = torch.randn(2000, 2, generator=torch.Generator().manual_seed(2))
+    test = torch.randn(1000, 2, generator=torch.Generator().manual_seed(2))
     nll = -float(solver.log_prob(test).mean())
     exact = float(0.5 * (test.pow(2).sum(1) + 2 * math.log(2 * math.pi)).mean())
     assert abs(nll - exact) < 0.05, (nll, exact)
