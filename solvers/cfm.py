@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from genbench.registry import register_solver
-from genbench.solver import Solver, SolverConfig
+from genbench.solver import Solver, SolverConfig, TrainCallback
 from genbench.training import make_ema, train
 from solvers.nets import TimeMLP
 from solvers.ode import FIXED_METHODS, check_ode_options, flow_log_prob, integrate
@@ -124,12 +124,18 @@ class CFM(Solver):
             x_t = x_t + self.config.sigma * torch.randn_like(x_t)
         return (self.net(x_t, t.squeeze(1)) - (x1 - x0)).pow(2).sum(dim=1).mean()
 
-    def fit(self, z: Tensor, *, steps: int | None = None, callback: Any = None,
+    def fit(self, z: Tensor, *, steps: int | None = None, callback: TrainCallback | None = None,
             progress: bool = False) -> dict[str, Any]:
-        """Flow matching on ``z``, then ``rectified`` reflow rounds on generated pairs."""
+        """Flow matching on ``z``, then ``rectified`` reflow rounds on generated pairs.
+
+        Each round draws ``reflow_pairs`` noise rows, pushes them through the current ODE
+        (EMA weights) and trains ``reflow_steps`` more steps on the fixed pairs; the
+        round's time, pair generation included, counts as training time.
+        """
         stats = super().fit(z, steps=steps, callback=callback, progress=progress)
         cfg = self.config
         stats["reflow"] = []
+        done = stats["steps"]
         try:
             for round_ in range(1, cfg.rectified + 1):
                 start = time.perf_counter()
@@ -137,9 +143,13 @@ class CFM(Solver):
                 with torch.no_grad():
                     image, nfe = integrate(self.velocity, noise, 0.0, 1.0, **self._ode_kwargs())
                 self._reflow = True
+                # Trackers need increasing steps: reflow rounds continue the count.
+                shifted = None if callback is None else (
+                    lambda step, values, offset=done: callback(offset + step, values))
                 round_stats = train(self, torch.cat([noise, image], dim=1),
-                                    steps=cfg.reflow_steps, callback=callback,
+                                    steps=cfg.reflow_steps, callback=shifted,
                                     progress=progress, desc=f"reflow {round_}")
+                done += cfg.reflow_steps
                 self._reflow = False
                 round_stats["pair_nfe"] = nfe
                 stats["reflow"].append(round_stats)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from genbench.registry import register_solver
 from genbench.solver import Solver, SolverConfig
@@ -45,7 +45,6 @@ class PFODEConfig(SolverConfig):
     beta_max: float = 20.0
     train_t_eps: float = 1e-5
     t_eps: float = 1e-3
-    gaussian_skip: bool = False
     method: str = "dopri5"
     sample_steps: int = 100
     rtol: float = 1e-5
@@ -84,31 +83,19 @@ class PFODE(Solver):
         self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth)
         self.ema = make_ema(self.net, cfg.ema_decay)
 
-    def predict_eps(self, net: nn.Module, x: Tensor, t: Tensor, sigma: Tensor) -> Tensor:
-        """``eps(x, t)``; with ``gaussian_skip`` the network adds to ``sigma(t) x``.
-
-        ``sigma(t) x`` is the exact noise prediction for standardised Gaussian data, so the
-        network learns only the residual: near ``t = 1`` that residual is small, and the
-        probability-flow ODE, which multiplies eps errors by ``beta(t) / 2`` (10 at t=1),
-        no longer integrates the error of re-learning the identity.
-        """
-        out = net(x, t)
-        return out + sigma * x if self.config.gaussian_skip else out
-
     def loss(self, z: Tensor) -> Tensor:
         t_min = self.config.train_t_eps
         t = t_min + (1 - t_min) * torch.rand(z.shape[0], device=z.device)
         alpha, sigma = self.schedule.alpha_sigma(t[:, None])
         eps = torch.randn_like(z)
         x_t = alpha * z + sigma * eps
-        return (self.predict_eps(self.net, x_t, t, sigma) - eps).pow(2).sum(dim=1).mean()
+        return (self.net(x_t, t) - eps).pow(2).sum(dim=1).mean()
 
     def velocity(self, x: Tensor, t: Tensor) -> Tensor:
         """The probability-flow drift ``-1/2 beta(t) (x - eps(x, t) / sigma(t))`` (EMA net)."""
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         _, sigma = self.schedule.alpha_sigma(t)
-        eps = self.predict_eps(self.ema.module, x, t, sigma)
-        return -0.5 * self.schedule.beta(t) * (x - eps / sigma)
+        return -0.5 * self.schedule.beta(t) * (x - self.ema.module(x, t) / sigma)
 
     def _ode_kwargs(self) -> dict:
         cfg = self.config

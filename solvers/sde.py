@@ -2,12 +2,13 @@
 
 :class:`SDE` wraps a drift ``f(t, x)`` and a diffusion ``g(t, x)`` (same shape as ``x``:
 diagonal noise) as the module ``torchsde.sdeint`` expects, counting drift evaluations for
-the NFE. :func:`integrate` runs ``torchsde.sdeint`` over the integer clock ``s = 0, 1, ...,
-steps`` with unit steps, so a fixed-step method takes exactly ``steps`` steps (a float grid
-``t0 + k dt`` can round into one extra sliver of a step); callers map ``s`` to their own
-time by a change of variables. The Brownian path is a ``torchsde.BrownianInterval`` whose
-entropy is drawn from the caller's ``torch.Generator``, so a seeded generator reproduces
-the samples exactly.
+the NFE (the shape check sdeint makes before the first step is answered from memory, so it
+costs no network call). :func:`integrate` runs ``torchsde.sdeint`` over the integer clock
+``s = 0, 1, ..., steps`` with unit steps, so a fixed-step method takes exactly ``steps``
+steps (a float grid ``t0 + k dt`` can round into one extra sliver of a step); callers map
+``s`` to their own time by a change of variables. The Brownian path is a
+``torchsde.BrownianInterval`` whose entropy is drawn from the caller's ``torch.Generator``,
+so a seeded generator reproduces the samples exactly.
 
 References:
     Li, Wong, Chen, Duvenaud, "Scalable Gradients for Stochastic Differential Equations",

@@ -21,10 +21,11 @@ STD = torch.tensor([0.5, 2.0])
 SIGMA = 1.0
 # The drift is compared where the path puts its mass, at times away from t = 1 where the
 # drift error is amplified by 1 / (1 - t).
-TIMES = (0.1, 0.5, 0.8)
+TIMES = (0.2, 0.5, 0.8)
 # Relative L2 tolerance on the drift. The optimum is linear in x and 1500 Adam steps on
-# 768k fresh (y, eps, t) draws fit it to ~1-3%; the untrained network is off by > 30%, and a
-# wrong sign, scale or (1 - t) factor anywhere in the parametrisation gives errors O(1).
+# 768k fresh (y, eps, t) draws fit it to 2-5% (measured, both starts); the untrained network
+# is off by > 60%, and a wrong sign, scale or (1 - t) factor anywhere in the
+# parametrisation gives errors O(1).
 DRIFT_RTOL = 0.1
 
 
@@ -75,7 +76,6 @@ def gaussian_fit(request: pytest.FixtureRequest) -> tuple[LSB, str, list[float]]
 def test_learned_drift_matches_closed_form(gaussian_fit: tuple[LSB, str, list[float]]) -> None:
     solver, start, before = gaussian_fit
     after = relative_drift_errors(solver, start)
-    print(start, "before", before, "after", after)
     assert min(before) > 2 * DRIFT_RTOL, f"untrained drift already close: {before}"
     assert max(after) < DRIFT_RTOL, f"{start} drift relative errors at t={TIMES}: {after}"
 

@@ -18,7 +18,7 @@ from solvers.ode import FIXED_METHODS, ODE_METHODS, integrate, integrate_with_di
 from solvers.pfode import PFODE
 
 A = torch.tensor([[0.3, -1.0, 0.2], [0.5, -0.2, 0.0], [0.1, 0.4, -0.6]])
-TINY = dict(hidden=64, depth=2, batch_size=256, log_every=50, warmup=20, lr=3e-3)
+TINY = dict(hidden=64, depth=2, batch_size=256, log_every=50, warmup=20, lr=1e-2)
 
 
 def linear_field(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -110,11 +110,15 @@ def test_ot_pairs_recover_a_hidden_matching():
 
 
 # -- the solvers ------------------------------------------------------------------------
-def four_gaussians(n: int, seed: int) -> torch.Tensor:
+CENTRES = torch.tensor([[1.5, 0.5], [-1.5, -0.5]])
+SCALES = torch.tensor([0.5, 0.3])
+
+
+def two_gaussians(n: int, seed: int) -> torch.Tensor:
+    """Two separated anisotropic modes: learnable in a few hundred steps, far from N(0, I)."""
     gen = torch.Generator().manual_seed(seed)
-    centres = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
-    idx = torch.randint(4, (n,), generator=gen)
-    return centres[idx] + 0.35 * torch.randn(n, 2, generator=gen)
+    idx = torch.randint(2, (n,), generator=gen)
+    return CENTRES[idx] + SCALES * torch.randn(n, 2, generator=gen)
 
 
 SOLVERS = [
@@ -129,25 +133,26 @@ SOLVERS = [
 def test_density_integrates_to_one(cls, config):
     """Midpoint-rule sum of exp(log_prob) on [-5, 5]^2 with spacing 0.25.
 
-    The target has mass 1 - 1e-6 within 3.5 standard deviations of its outer centres
-    (|x| <= 2.3); a briefly trained flow is a smooth push-forward of N(0, I), so its mass
-    beyond +-5 is negligible, and the midpoint rule's error, h^2/24 * int |lap q|, stays
-    under 1% for features of width ~0.35; the ODE is solved to rtol 1e-5 (measured: the
-    sum is 1.000 to 4 digits). A 2% tolerance leaves room for these, while a wrong sign or
-    a missing divergence term is off by far more. The density must also have learned
-    something: on target points it beats N(0, I).
+    The target's mass outside the box is below 1e-6 (its modes sit 3.5 / 0.3 = 11 and
+    (5 - 1.5) / 0.5 = 7 standard deviations from the edges); a briefly trained flow is a
+    smooth push-forward of N(0, I), so its own tails beyond +-5 are negligible too, and the
+    midpoint rule's error, h^2/24 * int |lap q|, stays under 1% for features of width 0.3;
+    the ODE is solved to rtol 1e-5 (measured: the sum is 1.000 to 4 digits). A 2% tolerance
+    leaves room for these, while a wrong sign or a missing divergence term is off by far
+    more. The density must also have learned the target: on target points it beats
+    N(0, I) by over half a nat (measured: 1.0 to 1.6 nats).
     """
     torch.manual_seed(0)
     solver = cls(2, TINY | config)
-    solver.fit(four_gaussians(4000, seed=0))
+    solver.fit(two_gaussians(4000, seed=0))
     h = 0.25
     axis = torch.arange(-5 + h / 2, 5, h)
     grid = torch.cartesian_prod(axis, axis)
     mass = float(solver.log_prob(grid).exp().sum() * h * h)
     assert abs(mass - 1) < 0.02, mass
-    target = four_gaussians(500, seed=1)
+    target = two_gaussians(500, seed=1)
     gaussian = -0.5 * (target.pow(2).sum(1) + 2 * math.log(2 * math.pi))
-    assert solver.log_prob(target).mean() > gaussian.mean() + 0.2
+    assert solver.log_prob(target).mean() > gaussian.mean() + 0.5
 
 
 @pytest.mark.parametrize(("cls", "config"), SOLVERS)
@@ -173,8 +178,10 @@ def test_reflow_round_trains_on_generated_pairs():
     solver = CFM(2, TINY | {"steps": 100, "coupling": "independent", "rectified": 1,
                             "reflow_steps": 60, "reflow_pairs": 500, "method": "euler",
                             "sample_steps": 10})
-    stats = solver.fit(four_gaussians(1000, seed=0))
+    logged: list[int] = []
+    stats = solver.fit(two_gaussians(1000, seed=0), callback=lambda step, _: logged.append(step))
     assert len(stats["reflow"]) == 1 and stats["reflow"][0]["steps"] == 60
+    assert logged == sorted(set(logged)) and logged[-1] == 160  # trackers need rising steps
     assert stats["reflow"][0]["pair_nfe"] == 10
     assert not solver._reflow
     assert torch.isfinite(solver.sample(50, generator=torch.Generator().manual_seed(0))).all()

@@ -1,0 +1,203 @@
+"""Hot paths: host read-backs per training and sampling step, and proposed fixes measured.
+
+On a GPU every read of a device tensor's value on the host (``.item()``, ``float(t)``,
+``bool(t)``, ``int(t)``, ``.tolist()``, ``.cpu()``, ``.numpy()``) waits for the queued kernels:
+a synchronisation. This machine has no GPU, so the audit counts the calls instead: the
+``Tensor`` methods are wrapped while a solver trains (or samples) for two step budgets, and
+the difference, divided by the difference in steps, is the number of read-backs *per step*,
+attributed to the calling file and line. Reads in ``torch/optim`` touch the optimiser's step
+counters, which live on the host by design (not a device sync); reads in torchdiffeq and
+torchsde are the libraries' own step control.
+
+The second part times the shared training loop with two proposed changes to
+``genbench/training.py``, applied by patching in this process only: AdamW with
+``fused=True`` and the EMA update as one ``torch._foreach_lerp_`` over all weights.
+
+References:
+    PyTorch documentation, "CUDA semantics: asynchronous execution" and
+    ``torch.cuda.set_sync_debug_mode`` (what a host read-back costs on a GPU).
+    Loshchilov, Hutter, "Decoupled Weight Decay Regularization", ICLR 2019 (AdamW).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import statistics
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from perf_clock import Clock, ratio
+
+__all__ = ["WATCHED", "audit", "count_host_reads", "run_hotpaths", "whatif"]
+
+ROOT = Path(__file__).resolve().parents[1]
+WATCHED = ("item", "__float__", "__bool__", "__int__", "__index__", "tolist", "cpu", "numpy")
+TINY = {"hidden": 32, "depth": 2, "batch_size": 64, "log_every": 10, "warmup": 5}
+SAMPLE_KNOB = {"cfm": {"method": "euler"}, "pfode": {"method": "euler"},
+               "jko": {"sample_method": "euler"}}
+STEP_KEY = {"cfm": "sample_steps", "pfode": "sample_steps", "ddpm": "sample_steps",
+            "lsb": "sde_steps", "jko": "sample_steps"}
+
+
+@contextlib.contextmanager
+def count_host_reads() -> Iterator[collections.Counter]:
+    """Count calls of the :data:`WATCHED` tensor methods by ``(method, file, line)``."""
+    counts: collections.Counter = collections.Counter()
+    originals = {name: getattr(torch.Tensor, name) for name in WATCHED}
+
+    def wrap(name: str, original: Any) -> Any:
+        @functools.wraps(original)
+        def wrapper(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            frame = sys._getframe(1)
+            counts[(name, frame.f_code.co_filename, frame.f_lineno)] += 1
+            return original(self, *args, **kwargs)
+        return wrapper
+
+    for name, original in originals.items():
+        setattr(torch.Tensor, name, wrap(name, original))
+    try:
+        yield counts
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)
+
+
+def _where(path: str) -> tuple[str, str]:
+    """``(owner, short path)``: genbench (this repo), optimizer, or the library's name."""
+    p = Path(path)
+    if ROOT in p.parents and ".venv" not in p.parts:
+        return "genbench", str(p.relative_to(ROOT))
+    short = path.split("site-packages/")[-1]
+    if short.startswith("torch/optim/"):
+        return "optimizer", short
+    return short.split("/")[0], short
+
+
+def _slope(low: collections.Counter, high: collections.Counter, span: int) -> dict[str, float]:
+    per_step = {}
+    for key in set(low) | set(high):
+        delta = (high.get(key, 0) - low.get(key, 0)) / span
+        if delta:
+            name, path, line = key
+            per_step[f"{_where(path)[1]}:{line} {name}"] = delta
+    return dict(sorted(per_step.items(), key=lambda kv: -kv[1]))
+
+
+def _by_owner(per_step: dict[str, float]) -> dict[str, float]:
+    owners: dict[str, float] = collections.defaultdict(float)
+    for location, value in per_step.items():
+        path = location.split(":")[0]
+        owner = "genbench" if (ROOT / path).exists() else (
+            "optimizer" if path.startswith("torch/optim/") else path.split("/")[0])
+        owners[owner] += value
+    return dict(owners)
+
+
+def audit(steps: tuple[int, int] = (20, 40), sample_steps: tuple[int, int] = (10, 20),
+          log: Any = print) -> list[dict[str, Any]]:
+    """Read-backs per training step and per sampler step for every registered solver."""
+    from genbench.registry import create_solver, list_solvers
+
+    torch.manual_seed(0)
+    z = torch.randn(1024, 2)
+    rows = []
+    for name in list_solvers():
+        extra = {"max_blocks": 1} if name == "jko" else {}
+        counts = []
+        for n_steps in steps:
+            solver = create_solver(name, 2, {**TINY, **extra, "steps": n_steps})
+            with count_host_reads() as seen:
+                solver.fit(z)
+            counts.append(collections.Counter(seen))
+        train = _slope(counts[0], counts[1], steps[1] - steps[0])
+        row = {"solver": name, "train_per_step": train, "train_by_owner": _by_owner(train)}
+        if name in STEP_KEY:
+            counts = []
+            for n_steps in sample_steps:
+                for key, value in {**SAMPLE_KNOB.get(name, {}), STEP_KEY[name]: n_steps}.items():
+                    setattr(solver.config, key, value)
+                with count_host_reads() as seen:
+                    solver.sample(64, generator=torch.Generator().manual_seed(0))
+                counts.append(collections.Counter(seen))
+            sample = _slope(counts[0], counts[1], sample_steps[1] - sample_steps[0])
+            row |= {"sample_per_step": sample, "sample_by_owner": _by_owner(sample)}
+        rows.append(row)
+        log(f"[hotpaths] {name}: train {row['train_by_owner']}, "
+            f"sample {row.get('sample_by_owner')}")
+    return rows
+
+
+# -- proposed fixes, measured ------------------------------------------------------------
+@torch.no_grad()
+def _foreach_ema_update(self: Any, model: torch.nn.Module) -> None:
+    """The EMA update of genbench.training.EMA as one fused multi-tensor lerp."""
+    weight = 1.0 - min(self.decay, (1.0 + self._count) / (10.0 + self._count))
+    pairs = list(zip([*self.module.parameters(), *self.module.buffers()],
+                     [*model.parameters(), *model.buffers()], strict=True))
+    floats = [(a, c.detach()) for a, c in pairs if a.is_floating_point()]
+    torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], weight)
+    for a, c in pairs:
+        if not a.is_floating_point():
+            a.copy_(c)
+    self._count += 1
+    self.n_updates.fill_(self._count)
+
+
+@contextlib.contextmanager
+def proposed(fused_adamw: bool, foreach_ema: bool) -> Iterator[None]:
+    """Apply the proposed training-loop changes in this process, and undo them after."""
+    from genbench import training
+
+    adamw, update = torch.optim.AdamW, training.EMA.update_parameters
+    if fused_adamw:
+        torch.optim.AdamW = functools.partial(adamw, fused=True)  # type: ignore[misc]
+    if foreach_ema:
+        training.EMA.update_parameters = _foreach_ema_update
+    try:
+        yield
+    finally:
+        torch.optim.AdamW = adamw  # type: ignore[misc]
+        training.EMA.update_parameters = update
+
+
+VARIANTS = {"current": (False, False), "fused AdamW": (True, False),
+            "foreach EMA": (False, True), "both": (True, True)}
+
+
+def whatif(steps: int = 150, repeats: int = 3, log: Any = print) -> list[dict[str, Any]]:
+    """Train-step CPU time of cfm (ot / independent) with each proposed change, interleaved."""
+    from genbench.registry import create_solver
+
+    torch.manual_seed(0)
+    z = torch.randn(8192, 2)
+    rows = []
+    for label, extra in (("cfm (ot)", {"coupling": "ot"}),
+                         ("cfm (independent)", {"coupling": "independent"})):
+        times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        weights: dict[str, torch.Tensor] = {}
+        for _ in range(repeats):
+            for variant, flags in VARIANTS.items():
+                torch.manual_seed(0)
+                solver = create_solver("cfm", 2, {"steps": steps, **extra})
+                with proposed(*flags), Clock() as clock:
+                    solver.fit(z)
+                times[variant].append(1e3 * clock.cpu / steps)
+                weights[variant] = torch.cat([p.flatten() for p in solver.ema.parameters()])
+        base = statistics.median(times["current"])
+        for variant, values in times.items():
+            med = statistics.median(values)
+            rows.append({"method": label, "variant": variant, "ms_per_step_cpu": med,
+                         "all_ms_per_step_cpu": values, "vs_current": ratio(med, base),
+                         "max_abs_ema_weight_diff": float(
+                             (weights[variant] - weights["current"]).abs().max())})
+            log(f"[whatif] {label} {variant}: {med:.3f} ms/step cpu ({ratio(med, base):.3f}x)")
+    return rows
+
+
+def run_hotpaths(log: Any = print) -> dict[str, Any]:
+    return {"audit": audit(log=log), "whatif": whatif(log=log)}

@@ -1,0 +1,273 @@
+"""``benchmarks/results/perf.md`` from the merged ``perf.json``: tables with ratios.
+
+References:
+    Tong et al., "Improving and Generalizing Flow-Based Generative Models with Minibatch
+    Optimal Transport", TMLR 2024 (torchcfm, the peer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["markdown"]
+
+PEER = "torchcfm OT-CFM"
+
+# Hot-path problems found by the audit and by reading the code, with the proposed fix:
+# ``(where, problem, fix)``. The tables above them are regenerated on every run; these notes
+# are kept by hand.
+PROPOSALS: list[tuple[str, str, str]] = [
+    ("`solvers/ode.py:135` (`_solve`, the fixed-step `grid`)",
+     "`float(t[0])`, `float(t[-1])` read the device tensor `t` back on every solve: 2 syncs "
+     "per JKO training step (its loss integrates through `_solve`) and 2 per sampling call",
+     "build the grid from the Python floats already in scope: `torch.linspace(float(t0), "
+     "float(t1), steps + 1, dtype=t.dtype, device=t.device)` (`t0`, `t1`: `_solve`'s "
+     "arguments)"),
+    ("`solvers/lsb.py:237` (`_sample.step_of`, called by `drift` and `diffusion`)",
+     "`int(s)` on torchsde's device clock: 2 syncs per SDE step",
+     "keep the grid on the device: `grid_t = torch.tensor(grid, dtype=x0.dtype, "
+     "device=x0.device)`, `k = s.floor().clamp(max=steps - 1).long()`, `width = grid_t[k + 1] "
+     "- grid_t[k]`, time `grid_t[k] + (s - k) * width`, diffusion `(cfg.sigma * "
+     "width.sqrt()).expand_as(x)`; torchsde still reads its clock 4 times per step "
+     "(`base_solver.py:115-116`, `brownian_interval.py:596-597`)"),
+    ("`solvers/sde.py:58` (`SDE.f`, the repeated-call cache)",
+     "`bool(t == last[0])`: one sync per sampling call (the first step)",
+     "compare identities, `t is last[0]` (torchsde passes the same `ts[0]` object to its "
+     "shape check and to the first step)"),
+    ("`solvers/cfm.py:92` (`ot_pairs`)",
+     "the cost matrix crosses to the host every step (`.cpu().numpy()`), as in torchcfm: "
+     "POT's network simplex runs on the CPU only; at b = 1024 the plan costs ~20x the "
+     "network step",
+     "inherent to the exact coupling: keep batch 256 (the default); an entropic plan on the "
+     "device (`ot.sinkhorn`, torch backend) would remove the sync but is another coupling, "
+     "so only as an opt-in"),
+    ("`genbench/training.py:31` (`make_optimizer`)",
+     "AdamW's default on CPU is the per-parameter for-loop implementation",
+     "`torch.optim.AdamW(..., fused=True)` where supported (float parameters on CPU or "
+     "CUDA, torch >= 2.4; else the default): about -7 to -10 % per cfm step, measured above"),
+    ("`genbench/training.py:66-72` (`EMA.update_parameters`)",
+     "a Python loop of `lerp_` over every weight (and the non-persistent `freqs` buffer), "
+     "with the parameter lists rebuilt each step",
+     "one `torch._foreach_lerp_(averaged, current, weight)` over lists built once in "
+     "`__init__`: bit-identical (EMA weight difference 0 above), about -3 % per step"),
+    ("torchdiffeq and torchsde (called from `solvers/ode.py`, `solvers/sde.py`)",
+     "library reads per step: torchdiffeq's fixed-grid loop compares times on the device "
+     "once per step (`_impl/solvers.py:117`) and checks its inputs ~6 times per `odeint` "
+     "call, so ~10 reads per JKO training step; torch.optim's `.item()` reads are host step "
+     "counters, not syncs",
+     "none in genbench (the libraries' step control); JKO pays them per training step "
+     "because it trains through `odeint`, which bounds its step rate for small networks on "
+     "a GPU"),
+    ("`genbench/metrics/w2.py` (evaluation, not a hot path)",
+     "on a CPU Sinkhorn is far slower than the exact solver at equal n, and `auto` switches "
+     "to Sinkhorn above `max_exact = 5000`; POT's sliced W2 sorts along the strided axis of "
+     "an (n, 500) array (~10 s at n = 20,000)",
+     "on CPU raise `max_exact` (the exact solver stays feasible to ~8,000) or default "
+     "`large_n_method` to sliced there; keep Sinkhorn for GPU runs"),
+]
+
+
+def _f(value: Any, fmt: str = ".3g") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return format(value, fmt)
+    return str(value)
+
+
+def _x(value: Any) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def _meta_line(meta: dict[str, Any]) -> str:
+    m = meta.get("machine", {})
+    return (f"{meta.get('date')}; {m.get('cpus')} CPU cores, torch {m.get('torch')} "
+            f"({m.get('torch_threads')} thread), POT {m.get('ot')}, torchdiffeq "
+            f"{m.get('torchdiffeq')}, torchsde {m.get('torchsde')}, torchcfm "
+            f"{m.get('torchcfm') or 'not installed'}; load average at the end "
+            f"{m.get('load_average')}. {meta.get('shared_machine_note', '')}.")
+
+
+def _peer(section: dict[str, Any]) -> list[str]:
+    b = section["budget"]
+    lines = ["## Side by side with torchcfm", "",
+             f"Same standardised latents (genbench's identity encoder), width {b['hidden']}, "
+             f"depth {b['depth']}, batch {b['batch_size']}, lr {b['lr']}, {b['steps']} steps "
+             f"(jko: its default width 64, the steps split over its blocks). torchcfm: "
+             f"`ExactOptimalTransportConditionalFlowMatcher`, `models.MLP`, Adam, torchdiffeq "
+             f"Euler. genbench: the shared loop (AdamW, warm-up + cosine, clipping, EMA). "
+             f"W2: exact, {b['n_eval']} generated vs {b['n_eval']} test points, data space. "
+             f"Ratios ('×') are method / torchcfm: below 1 is faster or better. "
+             f"Seeds {list(b['seeds'])} for torchcfm and cfm (ot), the first for the rest.",
+             "", _meta_line(section.get("meta", {})), ""]
+    if section.get("skipped"):
+        lines += [f"**torchcfm part skipped:** {section['skipped']}", ""]
+    steps = b["sample_steps"]
+    for dataset in b["datasets"]:
+        floor = section["floors"].get(dataset)
+        lines += [f"### {dataset} (W2 floor, test vs reference: {_f(floor, '.4f')})", "",
+                  f"| method | ms/step cpu | × | ms/step wall | × | sample s, {steps} steps | × | "
+                  f"W2, {steps} steps | × | default sampler NFE | sample s | W2 | × |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in (r for r in section["summary"] if r["dataset"] == dataset):
+            lines.append(
+                f"| {r['method']} | {_f(r['ms_per_step_cpu'])} | "
+                f"{_x(r['ms_per_step_cpu_vs_peer'])} | {_f(r['ms_per_step_wall'])} | "
+                f"{_x(r['ms_per_step_wall_vs_peer'])} | {_f(r['matched_sample_cpu_s'])} | "
+                f"{_x(r['matched_sample_cpu_s_vs_peer'])} | {_f(r['matched_w2'], '.4f')} | "
+                f"{_x(r['matched_w2_vs_peer'])} | {_f(r['default_nfe'], '.0f')} | "
+                f"{_f(r['default_sample_cpu_s'])} | {_f(r['default_w2'], '.4f')} | "
+                f"{_x(r['default_w2_vs_peer'])} |")
+        pair = {r["method"]: r for r in section["summary"] if r["dataset"] == dataset}
+        if PEER in pair and "cfm (ot)" in pair:
+            p, c = pair[PEER], pair["cfm (ot)"]
+            lines += ["", f"W2 by seed ({steps}-step Euler): torchcfm "
+                      f"{[round(v, 4) for v in p['matched_w2_by_seed']]}, cfm (ot) "
+                      f"{[round(v, 4) for v in c['matched_w2_by_seed']]}.",
+                      f"Targets: cfm step time ≤ torchcfm: "
+                      f"**{'met' if c['ms_per_step_cpu_vs_peer'] <= 1 else 'not met'}** "
+                      f"({_x(c['ms_per_step_cpu_vs_peer'])} cpu); cfm W2 ≤ torchcfm: "
+                      f"**{'met' if c['matched_w2_vs_peer'] <= 1 else 'not met'}** "
+                      f"({_x(c['matched_w2_vs_peer'])})."]
+        lines.append("")
+    if section.get("coupling"):
+        lines += ["### The OT coupling alone (2-D, ms per minibatch, CPU)", "",
+                  "| batch | method | ms/call cpu | ms/call wall |", "|---|---|---|---|"]
+        lines += [f"| {r['batch']} | {r['method']} | {_f(r['ms_per_call_cpu'])} | "
+                  f"{_f(r['ms_per_call_wall'])} |" for r in section["coupling"]]
+        lines.append("")
+    return lines
+
+
+def _throughput(section: dict[str, Any]) -> list[str]:
+    b = section["budget"]
+    rows = section["rows"]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cols = [(d, bs) for d in b["dims"] for bs in b["batches"]]
+    lines = ["## Throughput", "",
+             "Training steps per second of CPU time (the shared loop, each solver's default "
+             "config except the batch; N(0, I) latents; jko: one block). "
+             f"Sampling: {b['n_samples']:,} points with a fixed {b['sample_steps']}-step "
+             "sampler (Euler for the ODE solvers).", "", _meta_line(section.get("meta", {})), "",
+             "| method | " + " | ".join(f"d={d} b={bs}" for d, bs in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    index = {(r["method"], r["dim"], r["batch"]): r for r in rows}
+    for m in methods:
+        cells = [_f(index.get((m, d, bs), {}).get("steps_per_s_cpu"), ".1f") for d, bs in cols]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "Batch 1024 against 256 (time per step ratio): "
+              + "; ".join(f"{m} " + ", ".join(
+                  f"d={d} {_x(_rate(index, m, d, b['batches']))}" for d in b["dims"])
+                  for m in methods), ""]
+    lines += ["Sampling: samples/s (CPU), seconds per 10,000 samples, and ms per network "
+              "evaluation per 10,000 samples.", "",
+              "| method | NFE | " + " | ".join(f"d={d}: samples/s | s/10k | ms/NFE"
+                                            for d in b["dims"]) + " |",
+              "|---|---|" + "---|---|---|" * len(b["dims"])]
+    for m in methods:
+        cells, nfe = [], None
+        for d in b["dims"]:
+            s = index.get((m, d, b["batches"][0]), {}).get("sampling") or {}
+            nfe = s.get("nfe", nfe)
+            cells += [_f(s.get("samples_per_s_cpu"), ".0f"), _f(s.get("s_per_10k_cpu"), ".2f"),
+                      _f(s.get("ms_per_nfe_per_10k_cpu"), ".1f")]
+        lines.append(f"| {m} | {nfe} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _rate(index: dict, method: str, dim: int, batches: list[int]) -> float | None:
+    small, large = (index.get((method, dim, bs), {}) for bs in (batches[0], batches[-1]))
+    if not small or not large:
+        return None
+    return small["steps_per_s_cpu"] / large["steps_per_s_cpu"]
+
+
+def _eval(section: dict[str, Any]) -> list[str]:
+    lines = ["## Evaluation cost", "",
+             f"`genbench.metrics.w2` between two independent {section['budget']['dataset']} "
+             "samples of n points each (CPU, one thread).", "",
+             _meta_line(section.get("meta", {})), "",
+             "| method | n | cpu s | wall s | W2 | cost matrix MiB |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['n']:,} | {_f(r['cpu_s'])} | {_f(r['wall_s'])} | "
+              f"{_f(r['w2'], '.4f')} | {_f(r['cost_matrix_mib'], '.0f')} |"
+              for r in section["w2"]]
+    fc = section["floor_cache"]
+    lines += ["", f"Floor cache (`genbench.harness.floor_w2`, n = {fc['n']:,}, fresh cache "
+              f"folder): first call {_f(fc['miss_cpu_s'])} s cpu, second call "
+              f"{_f(fc['hit_cpu_s'])} s cpu (**{_f(fc['speedup_cpu'], '.0f')}× faster**), "
+              f"file written under `floors/`: {fc['files_after_first_call']}, same value on the "
+              f"hit: {fc['same_value_on_hit']}; a sample that differs in one coordinate writes "
+              f"a second file: {fc['other_content_new_file']}.", ""]
+    return lines
+
+
+def _hotpaths(section: dict[str, Any]) -> list[str]:
+    def owners(d: dict[str, float] | None, which: str) -> str:
+        if d is None:
+            return "–"
+        if which != "library":
+            return f"{d.get(which, 0.0):g}"
+        items = [f"{k} {v:g}" for k, v in d.items() if k not in ("genbench", "optimizer")]
+        return ", ".join(items) or "0"
+
+    lines = ["## Host read-backs per step (syncs on a GPU)", "",
+             "Counted calls of `.item()`, `float/bool/int(tensor)`, `.tolist()`, `.cpu()`, "
+             "`.numpy()` per training step (fit at 20 and 40 steps, `log_every=10`) and per "
+             "sampler step (10 and 20 steps), by calling file. `genbench` is this repository, "
+             "`optimizer` the host-side step counters of torch.optim (not device syncs).", "",
+             "| solver | train: genbench | train: libraries | train: optimizer | "
+             "sample: genbench | sample: libraries | genbench locations (per step) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in section["audit"]:
+        locations = [f"`{k}` {v:g}" for k, v in {**r["train_per_step"],
+                                                 **r.get("sample_per_step", {})}.items()
+                     if k.startswith(("genbench/", "solvers/"))]
+        lines.append(
+            f"| {r['solver']} | {owners(r['train_by_owner'], 'genbench')} | "
+            f"{owners(r['train_by_owner'], 'library')} | "
+            f"{owners(r['train_by_owner'], 'optimizer')} | "
+            f"{owners(r.get('sample_by_owner'), 'genbench')} | "
+            f"{owners(r.get('sample_by_owner'), 'library')} | {', '.join(locations)} |")
+    lines += ["", "(`genbench/training.py:128` at 0.1 per step is the loss read once per "
+              "`log_every` steps, by design.)", "",
+              "### Proposed training-loop changes, measured (applied by patching, in the "
+              "benchmark process only)", "",
+              "| method | variant | ms/step cpu (median) | × current | max abs EMA weight "
+              "difference |", "|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['variant']} | {_f(r['ms_per_step_cpu'])} | "
+              f"{_x(r['vs_current'])} | {_f(r['max_abs_ema_weight_diff'], '.2g')} |"
+              for r in section["whatif"]]
+    lines += ["", "### Problems and proposed fixes", "", "| # | where | problem | proposed fix |",
+              "|---|---|---|---|"]
+    lines += [f"| {i} | {where} | {problem} | {fix} |"
+              for i, (where, problem, fix) in enumerate(PROPOSALS, 1)]
+    return lines + [""]
+
+
+def _sweep(section: dict[str, Any]) -> list[str]:
+    lines = ["## The quick sweep", "",
+             f"`genbench {section['command']}` (run once, fresh cache under the sweep "
+             f"folder): **{section['wall_s']:.0f} s wall** ({section['wall_s'] / 60:.1f} min), "
+             f"exit code {section['returncode']}, on {section['date']}; load average before "
+             f"{[round(v, 1) for v in section['load_average_before']]}, after "
+             f"{[round(v, 1) for v in section['load_average_after']]} (the 2 cores were shared "
+             f"with other agents).", "",
+             "| job | status | train s | sample s | eval s | NFE | W2 ratio |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {j['job']} | {j['status']} | {_f(j['train_seconds'], '.1f')} | "
+              f"{_f(j['sample_seconds'], '.2f')} | {_f(j['eval_seconds'], '.1f')} | "
+              f"{_f(j['nfe'])} | {_f(j['data_w2_ratio'], '.2f')} |" for j in section["jobs"]]
+    return lines + [""]
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    lines = ["# Performance benchmark", "",
+             "`python benchmarks/perf.py` (sections merge into `perf.json`; this file is "
+             "rebuilt from it). CPU only, one thread per process. Times on this machine are "
+             "inflated by other agents sharing its two cores: compare the ratios, which use "
+             "CPU time.", ""]
+    for key, render in (("peer", _peer), ("throughput", _throughput), ("eval", _eval),
+                        ("hotpaths", _hotpaths), ("sweep", _sweep)):
+        if key in payload:
+            lines += render(payload[key])
+    return "\n".join(lines) + "\n"
