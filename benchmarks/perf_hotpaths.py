@@ -11,7 +11,10 @@ torchsde are the libraries' own step control.
 
 The second part times the shared training loop with two proposed changes to
 ``genbench/training.py``, applied by patching in this process only: AdamW with
-``fused=True`` and the EMA update as one ``torch._foreach_lerp_`` over all weights.
+``fused=True`` and the EMA update as one ``torch._foreach_lerp_`` over all weights; the
+torchcfm loop runs in the same rotation, for the ratio to the peer under the same load.
+The third part retrains cfm and pfode with a lower top frequency of the time embedding and
+counts the default (adaptive) sampler's network evaluations.
 
 References:
     PyTorch documentation, "CUDA semantics: asynchronous execution" and
@@ -33,10 +36,14 @@ from typing import Any
 import torch
 from perf_clock import Clock, ratio
 
-__all__ = ["WATCHED", "audit", "count_host_reads", "run_hotpaths", "whatif"]
+__all__ = [
+    "CREATORS", "WATCHED", "audit", "count_host_reads", "embedding_whatif", "max_frequency",
+    "run_hotpaths", "whatif",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 WATCHED = ("item", "__float__", "__bool__", "__int__", "__index__", "tolist", "cpu", "numpy")
+CREATORS = ("tensor", "as_tensor")
 TINY = {"hidden": 32, "depth": 2, "batch_size": 64, "log_every": 10, "warmup": 5}
 SAMPLE_KNOB = {"cfm": {"method": "euler"}, "pfode": {"method": "euler"},
                "jko": {"sample_method": "euler"}}
@@ -46,25 +53,46 @@ STEP_KEY = {"cfm": "sample_steps", "pfode": "sample_steps", "ddpm": "sample_step
 
 @contextlib.contextmanager
 def count_host_reads() -> Iterator[collections.Counter]:
-    """Count calls of the :data:`WATCHED` tensor methods by ``(method, file, line)``."""
+    """Count calls of the :data:`WATCHED` tensor methods by ``(method, file, line)``.
+
+    Also counts ``torch.tensor`` / ``torch.as_tensor`` of host data (Python numbers or lists)
+    with an explicit ``device``: on a GPU that is a blocking host-to-device copy, which
+    synchronises like a read-back (``torch.full`` does not).
+    """
     counts: collections.Counter = collections.Counter()
     originals = {name: getattr(torch.Tensor, name) for name in WATCHED}
+    creators = {name: getattr(torch, name) for name in CREATORS}
+
+    def record(name: str) -> None:
+        frame = sys._getframe(2)
+        counts[(name, frame.f_code.co_filename, frame.f_lineno)] += 1
 
     def wrap(name: str, original: Any) -> Any:
         @functools.wraps(original)
         def wrapper(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            frame = sys._getframe(1)
-            counts[(name, frame.f_code.co_filename, frame.f_lineno)] += 1
+            record(name)
             return original(self, *args, **kwargs)
+        return wrapper
+
+    def wrap_creator(name: str, original: Any) -> Any:
+        @functools.wraps(original)
+        def wrapper(data: Any, *args: Any, **kwargs: Any) -> Any:
+            if not isinstance(data, torch.Tensor) and kwargs.get("device") is not None:
+                record(f"torch.{name}(host data, device=)")
+            return original(data, *args, **kwargs)
         return wrapper
 
     for name, original in originals.items():
         setattr(torch.Tensor, name, wrap(name, original))
+    for name, original in creators.items():
+        setattr(torch, name, wrap_creator(name, original))
     try:
         yield counts
     finally:
         for name, original in originals.items():
             setattr(torch.Tensor, name, original)
+        for name, original in creators.items():
+            setattr(torch, name, original)
 
 
 def _where(path: str) -> tuple[str, str]:
@@ -169,8 +197,14 @@ VARIANTS = {"current": (False, False), "fused AdamW": (True, False),
             "foreach EMA": (False, True), "both": (True, True)}
 
 
-def whatif(steps: int = 150, repeats: int = 3, log: Any = print) -> list[dict[str, Any]]:
-    """Train-step CPU time of cfm (ot / independent) with each proposed change, interleaved."""
+def whatif(steps: int = 100, repeats: int = 5, log: Any = print) -> list[dict[str, Any]]:
+    """Train-step CPU time of cfm with each proposed change, interleaved with the peer.
+
+    For the OT coupling the torchcfm loop of :mod:`perf_peer` runs in the same rotation, so
+    the ratio to the peer is taken under the same load as the ratio to the current code.
+    """
+    from perf_peer import PeerBudget, torchcfm_available, train_torchcfm
+
     from genbench.registry import create_solver
 
     torch.manual_seed(0)
@@ -178,26 +212,88 @@ def whatif(steps: int = 150, repeats: int = 3, log: Any = print) -> list[dict[st
     rows = []
     for label, extra in (("cfm (ot)", {"coupling": "ot"}),
                          ("cfm (independent)", {"coupling": "independent"})):
-        times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        peer = label == "cfm (ot)" and torchcfm_available() is None
+        times: dict[str, list[float]] = {v: [] for v in VARIANTS} | (
+            {"torchcfm OT-CFM": []} if peer else {})
         weights: dict[str, torch.Tensor] = {}
         for _ in range(repeats):
-            for variant, flags in VARIANTS.items():
+            for variant in times:
                 torch.manual_seed(0)
-                solver = create_solver("cfm", 2, {"steps": steps, **extra})
-                with proposed(*flags), Clock() as clock:
-                    solver.fit(z)
+                if variant == "torchcfm OT-CFM":
+                    _, clock = train_torchcfm(z, PeerBudget(steps=steps), seed=0)
+                else:
+                    solver = create_solver("cfm", 2, {"steps": steps, **extra})
+                    with proposed(*VARIANTS[variant]), Clock() as clock:
+                        solver.fit(z)
+                    weights[variant] = torch.cat([p.flatten() for p in solver.ema.parameters()])
                 times[variant].append(1e3 * clock.cpu / steps)
-                weights[variant] = torch.cat([p.flatten() for p in solver.ema.parameters()])
         base = statistics.median(times["current"])
+        reference = statistics.median(times["torchcfm OT-CFM"]) if peer else None
         for variant, values in times.items():
             med = statistics.median(values)
+            diff = (float((weights[variant] - weights["current"]).abs().max())
+                    if variant in weights else None)
             rows.append({"method": label, "variant": variant, "ms_per_step_cpu": med,
                          "all_ms_per_step_cpu": values, "vs_current": ratio(med, base),
-                         "max_abs_ema_weight_diff": float(
-                             (weights[variant] - weights["current"]).abs().max())})
-            log(f"[whatif] {label} {variant}: {med:.3f} ms/step cpu ({ratio(med, base):.3f}x)")
+                         "vs_peer": ratio(med, reference), "max_abs_ema_weight_diff": diff})
+            log(f"[whatif] {label} {variant}: {med:.3f} ms/step cpu ({ratio(med, base):.3f}x "
+                f"current" + (f", {ratio(med, reference):.3f}x torchcfm)" if peer else ")"))
+    return rows
+
+
+@contextlib.contextmanager
+def max_frequency(value: float) -> Iterator[None]:
+    """Networks built inside get ``TimeEmbedding(max_frequency=value)``."""
+    from solvers import nets
+
+    original = nets.TimeEmbedding.__init__
+    nets.TimeEmbedding.__init__ = functools.partialmethod(original, max_frequency=value)
+    try:
+        yield
+    finally:
+        nets.TimeEmbedding.__init__ = original
+
+
+def embedding_whatif(steps: int = 600, log: Any = print) -> list[dict[str, Any]]:
+    """Default-sampler NFE and W2 of the flow solvers against the time embedding's top frequency.
+
+    ``TimeMLP`` embeds ``t`` with sinusoids up to ``max_frequency`` (200): the learned field
+    then varies fast in ``t`` and an adaptive solver takes many steps to follow it.
+    """
+    import inspect
+
+    from perf_peer import prepare, w2_exact
+
+    from genbench.registry import create_solver
+    from solvers.nets import TimeEmbedding
+
+    current = inspect.signature(TimeEmbedding.__init__).parameters["max_frequency"].default
+    ae, z, x_test, _ = prepare("moons", 1000)
+    rows = []
+    for name, values in (("cfm", (current, 20.0, 5.0)), ("pfode", (current, 20.0))):
+        for value in values:
+            torch.manual_seed(0)
+            with max_frequency(value):
+                solver = create_solver(name, 2, {"steps": steps, "batch_size": 256})
+            with Clock() as train_clock:
+                solver.fit(z)
+            row = {"solver": name, "max_frequency": value, "current": value == current,
+                   "steps": steps, "train_cpu_s": train_clock.cpu}
+            for label, keys in (("default", {}), ("euler-20", {"method": "euler",
+                                                               "sample_steps": 20})):
+                for key, v in keys.items():
+                    setattr(solver.config, key, v)
+                with Clock() as clock:
+                    z_gen = solver.sample(1000, generator=torch.Generator().manual_seed(0))
+                row[label] = {"nfe": solver.nfe, "cpu_s": clock.cpu,
+                              "w2": w2_exact(ae.decode(z_gen), x_test)}
+            rows.append(row)
+            log(f"[embedding] {name} max_frequency={value:g}: default NFE "
+                f"{row['default']['nfe']}, W2 {row['default']['w2']:.4f}; Euler-20 W2 "
+                f"{row['euler-20']['w2']:.4f}")
     return rows
 
 
 def run_hotpaths(log: Any = print) -> dict[str, Any]:
-    return {"audit": audit(log=log), "whatif": whatif(log=log)}
+    return {"audit": audit(log=log), "whatif": whatif(log=log),
+            "embedding": embedding_whatif(log=log)}

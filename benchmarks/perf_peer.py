@@ -36,7 +36,8 @@ from perf_clock import Clock, ratio
 from torch import Tensor, nn
 
 __all__ = [
-    "PEER", "PeerBudget", "coupling_cost", "run_peer", "summarise_peer", "torchcfm_available",
+    "PEER", "PeerBudget", "coupling_cost", "prepare", "run_peer", "summarise_peer",
+    "torchcfm_available", "w2_exact",
 ]
 
 PEER = "torchcfm OT-CFM"
@@ -84,7 +85,7 @@ def prepare(dataset: str, n_eval: int) -> tuple[Any, Tensor, Tensor, Tensor]:
     return ae, ae.encode(splits.train), splits.test[:n_eval], splits.reference[:n_eval]
 
 
-def _w2(x: Tensor, y: Tensor) -> float:
+def w2_exact(x: Tensor, y: Tensor) -> float:
     from genbench.metrics.w2 import w2
 
     return w2(x, y, method="exact")[0]
@@ -195,7 +196,7 @@ def run_genbench(name: str, config: dict[str, Any], z: Tensor, seed: int, n: int
         with Clock() as clock:
             z_gen = solver.sample(n, generator=torch.Generator().manual_seed(seed))
         samplers[label] = {"nfe": solver.nfe, "wall_s": clock.wall, "cpu_s": clock.cpu,
-                           "w2": _w2(ae.decode(z_gen), x_test)}
+                           "w2": w2_exact(ae.decode(z_gen), x_test)}
     return row | {"samplers": samplers}
 
 
@@ -214,7 +215,7 @@ def run_peer(budget: PeerBudget, log: Any = print) -> dict[str, Any]:
     floors: dict[str, float] = {}
     for dataset in budget.datasets:
         ae, z, x_test, x_ref = prepare(dataset, budget.n_eval)
-        floors[dataset] = _w2(x_test, x_ref)
+        floors[dataset] = w2_exact(x_test, x_ref)
         for i, seed in enumerate(budget.seeds):
             base = {"dataset": dataset, "seed": seed}
             if not missing:
@@ -225,7 +226,7 @@ def run_peer(budget: PeerBudget, log: Any = print) -> dict[str, Any]:
                     z_gen, nfe, sclock = sample_torchcfm(model, budget.n_eval, z.shape[1],
                                                          seed, steps)
                     samplers[label] = {"nfe": nfe, "wall_s": sclock.wall, "cpu_s": sclock.cpu,
-                                       "w2": _w2(ae.decode(z_gen), x_test)}
+                                       "w2": w2_exact(ae.decode(z_gen), x_test)}
                 rows.append(base | {"method": PEER, "steps": budget.steps,
                                     **_train_figures(clock, budget.steps), "samplers": samplers})
                 log(f"[peer] {dataset} s{seed} {PEER}: {rows[-1]['ms_per_step_cpu']:.2f} ms/step "

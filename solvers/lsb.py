@@ -14,7 +14,8 @@ target latent law p, eps ~ N(0, I)) and sample ``dX = b(X, t) dt + sigma dW`` wi
   N(m, C + sigma^2 I) (m, C: mean and covariance of the training latents). Only the
   cumulants of p beyond the second are lost, and they shrink against the added noise as
   (data scale / sigma)^3, so this start wants sigma of several data scales (e.g. 3-5 on
-  standardised latents); at sigma = 1 the start is visibly wrong.
+  standardised latents). Its noise level at the early stop is sigma sqrt(delta), so delta
+  must shrink like 1 / sigma^2 (delta ~ 1e-4 at sigma = 3).
 
 Parametrisation (``prediction``). The network reads ``c_in (x - a m)``, scaled to unit
 variance, and predicts the noise eps (``eps``, the default), so E[y | x_t] = (x - s eps) / a

@@ -136,6 +136,10 @@ def _solve(func: nn.Module, y0: Tensor | tuple[Tensor, ...], t0: float, t1: floa
                                   device=t.device)
 
         options["grid_constructor"] = grid
+    else:
+        # Without it the last adaptive step overshoots t1 and is interpolated back, calling
+        # the field beyond the interval (t < t_eps or t > 1), where a VP-SDE's score blows up.
+        options["step_t"] = times[1:]
     solution = odeint(func, y0, times, method=method, rtol=rtol, atol=atol, options=options)
     if isinstance(solution, tuple):
         return tuple(s[-1] for s in solution)

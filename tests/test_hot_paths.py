@@ -1,7 +1,8 @@
-"""No host read-back per step in genbench's training and sampling loops.
+"""No host read-back or blocking host-to-device copy per step in training and sampling.
 
 On a GPU, reading a device tensor's value on the host (``.item()``, ``float(t)``, ``bool(t)``,
-``int(t)``, ``.tolist()``, ``.cpu()``, ``.numpy()``) waits for every queued kernel. This
+``int(t)``, ``.tolist()``, ``.cpu()``, ``.numpy()``) waits for every queued kernel, and so
+does ``torch.tensor(python_data, device=...)`` (a blocking copy; ``torch.full`` is not). This
 machine has no GPU, so the tests count those calls instead, by the file that makes them:
 each solver trains (or samples) at two step budgets, and the calls made from this
 repository's code must not grow with the number of steps, except the loss read once per
@@ -29,6 +30,9 @@ from genbench.registry import get_solver_class, list_solvers
 
 ROOT = Path(__file__).resolve().parents[1]
 WATCHED = ("item", "__float__", "__bool__", "__int__", "__index__", "tolist", "cpu", "numpy")
+# torch.tensor / torch.as_tensor of Python data with a device: a blocking host-to-device copy
+# on a GPU, which waits like a read-back (torch.full does not).
+CREATORS = ("tensor", "as_tensor")
 LOG_EVERY = 10
 TINY = {"hidden": 16, "depth": 2, "batch_size": 32, "log_every": LOG_EVERY, "warmup": 2,
         "max_blocks": 1}
@@ -42,34 +46,51 @@ SAMPLER_STEPS = {"cfm": ("sample_steps", {"method": "euler"}),
                  "jko": ("sample_steps", {"sample_method": "euler"})}
 # Known per-step reads, with the fix proposed in benchmarks/results/perf.md (strict: the
 # test fails once the read is gone, so the mark is removed with the fix).
-KNOWN_TRAIN = {"jko": "solvers/ode.py _solve.grid: float(t[0]), float(t[-1]) on every solve"}
-KNOWN_SAMPLE = {"lsb": "solvers/lsb.py _sample.step_of: int(s) on torchsde's clock"}
+KNOWN_TRAIN = {"jko": "solvers/ode.py _solve: torch.tensor([t0, t1], device=) and "
+                       "grid: float(t[0]), float(t[-1]) on every solve"}
+KNOWN_SAMPLE = {"lsb": "solvers/lsb.py _sample.step_of: int(s) on torchsde's clock",
+                "ddpm": "solvers/nets.py TimeMLP.forward: torch.as_tensor(float t, device=)"}
 
 
 @contextlib.contextmanager
 def repo_reads() -> Iterator[collections.Counter]:
-    """Count watched tensor calls made from this repository, by ``(file, function)``."""
+    """Count read-backs and host-data creations made from this repository, by (file, function)."""
     counts: collections.Counter = collections.Counter()
-    originals = {name: getattr(torch.Tensor, name) for name in WATCHED}
+    methods = {name: getattr(torch.Tensor, name) for name in WATCHED}
+    creators = {name: getattr(torch, name) for name in CREATORS}
+
+    def record() -> None:
+        code = sys._getframe(2).f_code
+        path = Path(code.co_filename)
+        if ROOT in path.parents and ".venv" not in path.parts:
+            where = (path.relative_to(ROOT).as_posix(), code.co_name)
+            if where not in BY_DESIGN:
+                counts[where] += 1
 
     def wrap(original):  # noqa: ANN001, ANN202
         def wrapper(self, *args, **kwargs):  # noqa: ANN001, ANN202
-            code = sys._getframe(1).f_code
-            path = Path(code.co_filename)
-            if ROOT in path.parents and ".venv" not in path.parts:
-                where = (path.relative_to(ROOT).as_posix(), code.co_name)
-                if where not in BY_DESIGN:
-                    counts[where] += 1
+            record()
             return original(self, *args, **kwargs)
         return wrapper
 
-    for name, original in originals.items():
+    def wrap_creator(original):  # noqa: ANN001, ANN202
+        def wrapper(data, *args, **kwargs):  # noqa: ANN001, ANN202
+            if not isinstance(data, torch.Tensor) and kwargs.get("device") is not None:
+                record()
+            return original(data, *args, **kwargs)
+        return wrapper
+
+    for name, original in methods.items():
         setattr(torch.Tensor, name, wrap(original))
+    for name, original in creators.items():
+        setattr(torch, name, wrap_creator(original))
     try:
         yield counts
     finally:
-        for name, original in originals.items():
+        for name, original in methods.items():
             setattr(torch.Tensor, name, original)
+        for name, original in creators.items():
+            setattr(torch, name, original)
 
 
 def tiny(name: str, **extra: object) -> dict:
@@ -83,13 +104,15 @@ def _params(known: dict[str, str], names: list[str]) -> list:
 
 
 def test_counter_sees_reads_from_this_file_and_restores_torch():
-    original = torch.Tensor.__float__
+    original, tensor = torch.Tensor.__float__, torch.tensor
     with repo_reads() as counts:
         float(torch.ones(()))
         torch.ones(2).tolist()
+        torch.tensor([0.0, 1.0], device="cpu")  # host data to a device: counted
+        torch.tensor([0.0, 1.0])  # stays on the host: not counted
     here = ("tests/test_hot_paths.py", "test_counter_sees_reads_from_this_file_and_restores_torch")
-    assert counts == {here: 2}
-    assert torch.Tensor.__float__ is original
+    assert counts == {here: 3}
+    assert torch.Tensor.__float__ is original and torch.tensor is tensor
 
 
 @pytest.mark.parametrize("name", _params(KNOWN_TRAIN, list_solvers()))

@@ -51,6 +51,20 @@ def test_nfe_counts_real_field_calls(method):
         assert nfe == 7
 
 
+@pytest.mark.parametrize("method", ["dopri5", "bosh3", "rk4"])
+@pytest.mark.parametrize(("t0", "t1"), [(0.0, 1.0), (1.0, 0.001)])
+def test_field_is_never_called_outside_the_interval(method, t0, t1):
+    """Adaptive steps must not overshoot: a VP score is singular just below t_eps."""
+    seen: list[float] = []
+
+    def field(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        seen.append(float(t))
+        return -x / (t + 1e-3)  # stiff near 0, so steps vary in size
+
+    integrate(field, torch.randn(4, 2), t0, t1, method=method, steps=9)
+    assert min(t0, t1) <= min(seen) and max(seen) <= max(t0, t1)
+
+
 @pytest.mark.parametrize(("t0", "t1"), [(0.0, 1.0), (1.0, 0.25)])
 def test_linear_field_flow_and_divergence_are_exact(t0, t1):
     x0 = torch.randn(6, 3, dtype=torch.float64)
