@@ -12,6 +12,8 @@ and torchsde's step control) are not genbench's and are not counted.
 References:
     PyTorch documentation, "CUDA semantics: asynchronous execution"
     (``torch.cuda.set_sync_debug_mode`` reports the same reads on a GPU).
+    pytorch/pytorch issue 120996 (``torch.tensor(3.14, device="cuda")`` synchronises,
+    ``torch.full`` does not).
 """
 
 from __future__ import annotations
