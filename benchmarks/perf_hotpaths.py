@@ -202,7 +202,7 @@ VARIANTS = {"current": (False, False), "fused AdamW": (True, False),
             "foreach EMA": (False, True), "both": (True, True)}
 
 
-def whatif(steps: int = 100, repeats: int = 5, log: Any = print) -> list[dict[str, Any]]:
+def whatif(steps: int = 100, repeats: int = 4, log: Any = print) -> list[dict[str, Any]]:
     """Train-step CPU time of cfm with each proposed change, interleaved with the peer.
 
     For the OT coupling the torchcfm loop of :mod:`perf_peer` runs in the same rotation, so
@@ -311,7 +311,7 @@ def max_frequency(value: float) -> Iterator[None]:
         nets.TimeEmbedding.__init__ = original
 
 
-def embedding_whatif(steps: int = 600, log: Any = print) -> list[dict[str, Any]]:
+def embedding_whatif(steps: int = 500, log: Any = print) -> list[dict[str, Any]]:
     """Default-sampler NFE and W2 of the flow solvers against the time embedding's top frequency.
 
     ``TimeMLP`` embeds ``t`` with sinusoids up to ``max_frequency`` (200): the learned field

@@ -50,13 +50,19 @@ def _job_config(solver: str, dataset: str, seed: int) -> dict[str, Any]:
     return cfg
 
 
-def run_job(solver: str, dataset: str, seed: int, out: Path) -> dict[str, Any]:
+def run_job(solver: str, dataset: str, seed: int, out: Path,
+            collect: bool = False) -> dict[str, Any]:
     import torch
 
-    from genbench.pipeline import run
+    from genbench.pipeline import RESULTS_FILE, run
+    from genbench.storage import read_json
 
     torch.set_num_threads(1)
-    result = run(_job_config(solver, dataset, seed), out / f"{solver}-{dataset}-s{seed}")
+    folder = out / f"{solver}-{dataset}-s{seed}"
+    if collect:  # read finished jobs only, run nothing
+        result = read_json(folder / RESULTS_FILE) or {"status": "missing", "error": "not run"}
+    else:
+        result = run(_job_config(solver, dataset, seed), folder)
     if result["status"] != "ok":
         return {"solver": solver, "dataset": dataset, "seed": seed, "status": "failed",
                 "error": result.get("error")}
@@ -131,8 +137,9 @@ def markdown(table: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dic
         f"2,000 generated vs 2,000 held-out points, default configs, seeds {meta['seeds']}. "
         f"Ratio = W2 / floor (W2 between two independent target samples of the same size). "
         f"Bar: every solver <= {BAR_ALL}, the best per data set <= {BAR_BEST}.", "",
-        "| data set | solver | W2 | floor | ratio (mean ± std) | NFE | train s | sample s |",
-        "|---|---|---|---|---|---|---|---|",
+        *([f"Note: {meta['note']}", ""] if meta.get("note") else []),
+        "| data set | solver | seeds | W2 | floor | ratio (mean ± std) | NFE | train s | sample s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for dataset in DATASETS:
         rows = sorted((r for r in table if r["dataset"] == dataset), key=lambda r: r["ratio"])
@@ -140,7 +147,7 @@ def markdown(table: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dic
             mark = " **best**" if i == 0 else ""
             flag = "" if r["ratio"] <= BAR_ALL else " ✗"
             lines.append(
-                f"| {dataset} | {r['solver']}{mark} | {r['w2']:.3f} | {r['floor']:.3f} | "
+                f"| {dataset} | {r['solver']}{mark} | {r['seeds']} | {r['w2']:.3f} | {r['floor']:.3f} | "
                 f"{r['ratio']:.2f} ± {r['ratio_std']:.2f}{flag} | {r['nfe']:.0f} | "
                 f"{r['train_s']:.1f} | {r['sample_s']:.2f} |")
     if sweep:
@@ -162,15 +169,20 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--no-sweep", action="store_true", help="skip the NFE sweep")
+    parser.add_argument("--note", default="", help="a remark printed with the table")
+    parser.add_argument("--collect", action="store_true",
+                        help="tabulate the jobs already finished under --out; run nothing")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / ".runs")
     args = parser.parse_args()
     solvers = args.solvers or list_solvers()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.time()
     jobs = [(s, d, seed) for s in solvers for d in args.datasets for seed in args.seeds]
-    rows = Parallel(n_jobs=args.jobs)(delayed(run_job)(s, d, seed, args.out)
-                                      for s, d, seed in jobs)
-    sweep_jobs = [] if args.no_sweep else [(s, "moons") for s in solvers if s in NFE_KEYS]
+    rows = Parallel(n_jobs=1 if args.collect else args.jobs)(
+        delayed(run_job)(s, d, seed, args.out, args.collect) for s, d, seed in jobs)
+    rows = [r for r in rows if r["status"] != "missing"]
+    sweep_jobs = [] if args.no_sweep or args.collect else [
+        (s, "moons") for s in solvers if s in NFE_KEYS]
     sweeps = Parallel(n_jobs=args.jobs)(delayed(nfe_sweep)(s, d) for s, d in sweep_jobs)
     sweep = [r for rs in sweeps for r in rs]
     # Merge with earlier results so one solver can be re-run without losing the others.
@@ -183,8 +195,9 @@ def main() -> None:
     sweep = [r for r in previous["nfe_sweep"] if (r["solver"], r["dataset"]) not in swept
              ] + sweep
     table = summarise(rows)
-    meta = {"command": "python benchmarks/quality.py", "machine": f"{os.cpu_count()}-core CPU",
-            "date": time.strftime("%Y-%m-%d"), "seeds": args.seeds,
+    command = "python benchmarks/quality.py" + (" --collect" if args.collect else "")
+    meta = {"command": command, "machine": f"{os.cpu_count()}-core CPU",
+            "date": time.strftime("%Y-%m-%d"), "seeds": args.seeds, "note": args.note,
             "wall_seconds": time.time() - start}
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"meta": meta, "summary": table, "runs": rows, "nfe_sweep": sweep}
