@@ -138,7 +138,8 @@ def markdown(table: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dic
         f"Ratio = W2 / floor (W2 between two independent target samples of the same size). "
         f"Bar: every solver <= {BAR_ALL}, the best per data set <= {BAR_BEST}.", "",
         *([f"Note: {meta['note']}", ""] if meta.get("note") else []),
-        "| data set | solver | seeds | W2 | floor | ratio (mean ± std) | NFE | train s | sample s |",
+        "| data set | solver | seeds | W2 | floor | ratio (mean ± std) | NFE | train s "
+        "| sample s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for dataset in DATASETS:
@@ -147,7 +148,8 @@ def markdown(table: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dic
             mark = " **best**" if i == 0 else ""
             flag = "" if r["ratio"] <= BAR_ALL else " ✗"
             lines.append(
-                f"| {dataset} | {r['solver']}{mark} | {r['seeds']} | {r['w2']:.3f} | {r['floor']:.3f} | "
+                f"| {dataset} | {r['solver']}{mark} | {r['seeds']} | {r['w2']:.3f} | "
+                f"{r['floor']:.3f} | "
                 f"{r['ratio']:.2f} ± {r['ratio_std']:.2f}{flag} | {r['nfe']:.0f} | "
                 f"{r['train_s']:.1f} | {r['sample_s']:.2f} |")
     if sweep:
