@@ -30,8 +30,8 @@ BAR_ALL, BAR_BEST = 2.5, 1.6
 # The config key that sets each sampler's number of steps, and extra keys for the sweep.
 NFE_KEYS: dict[str, tuple[str, dict[str, Any]]] = {
     "ddpm": ("sample_steps", {}),
-    "pfode": ("steps", {"method": "euler"}),
-    "cfm": ("steps", {"method": "euler"}),
+    "pfode": ("sample_steps", {"method": "euler"}),
+    "cfm": ("sample_steps", {"method": "euler"}),
     "lsb": ("sde_steps", {}),
 }
 NFE_GRID = [10, 20, 50, 100, 1000]

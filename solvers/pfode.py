@@ -6,9 +6,10 @@ A noise-prediction network ``eps(x, t)`` is trained by denoising score matching 
 
     dx/dt = -1/2 beta(t) (x + score(x, t)) = -1/2 beta(t) (x - eps(x, t) / sigma(t))
 
-from ``x(T) ~ N(0, I)`` (``T = 1`` for the linear schedule) down to ``t_eps`` with :func:`solvers.ode.integrate` (adaptive
-dopri5 by default; euler/midpoint/rk4 with ``sample_steps`` steps to sweep NFE). The same
-ODE run from ``t_eps`` up to ``T`` gives ``log p_{t_eps}(x)`` by the instantaneous change of
+from ``x(T) ~ N(0, I)`` (``T = 1`` for the linear schedule) down to ``t_eps`` with
+:func:`solvers.ode.integrate` (adaptive dopri5 by default; euler/midpoint/rk4 with
+``sample_steps`` steps to sweep NFE). The same ODE run from ``t_eps`` up to ``T`` gives
+``log p_{t_eps}(x)`` by the instantaneous change of
 variables (:func:`solvers.ode.flow_log_prob`), so samples and density describe one
 distribution.
 
