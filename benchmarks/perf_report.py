@@ -102,7 +102,8 @@ def _x(value: Any) -> str:
 
 def _meta_line(meta: dict[str, Any]) -> str:
     m = meta.get("machine", {})
-    return (f"{meta.get('date')}; {m.get('cpus')} CPU cores, torch {m.get('torch')} "
+    return (f"`{meta.get('command', 'python benchmarks/perf.py')}`, {meta.get('date')}; "
+            f"{m.get('cpus')} CPU cores, torch {m.get('torch')} "
             f"({m.get('torch_threads')} thread), POT {m.get('ot')}, torchdiffeq "
             f"{m.get('torchdiffeq')}, torchsde {m.get('torchsde')}, torchcfm "
             f"{m.get('torchcfm') or 'not installed'}; load average at the end "

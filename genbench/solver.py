@@ -114,6 +114,9 @@ class Solver(nn.Module, ABC):
     def _log_prob(self, z: Tensor) -> Tensor:
         raise CapabilityError(f"solver {self.name!r} has no density (has_density=False)")
 
+    def prepare(self, z: Tensor) -> None:
+        """Called by :meth:`fit` with the checked data before training (e.g. to store moments)."""
+
     def trainable_module(self) -> nn.Module:
         """The module whose parameters the shared loop optimises (and averages by EMA)."""
         return self.net
@@ -162,6 +165,7 @@ class Solver(nn.Module, ABC):
         from genbench.training import train
 
         z = self.check_data(z)
+        self.prepare(z)
         stats = train(self, z, steps=steps or self.config.steps, callback=callback,
                       progress=progress)
         self._fitted.fill_(True)

@@ -67,7 +67,7 @@ import torch
 from torch import Tensor
 
 from genbench.registry import register_solver
-from genbench.solver import Solver, SolverConfig, TrainCallback
+from genbench.solver import Solver, SolverConfig
 from genbench.training import make_ema
 from solvers.nets import TimeMLP
 from solvers.sde import ITO_DIAGONAL_METHODS, SDE, integrate
@@ -130,17 +130,8 @@ class LSB(Solver):
         start_cov = (1.0 + cfg.sigma**2) * torch.eye(self.dim)
         self.register_buffer("start_chol", torch.linalg.cholesky(start_cov))
 
-    def fit(
-        self,
-        z: Tensor,
-        *,
-        steps: int | None = None,
-        callback: TrainCallback | None = None,
-        progress: bool = False,
-    ) -> dict[str, Any]:
-        z = self.check_data(z)
+    def prepare(self, z: Tensor) -> None:
         self._set_moments(z)
-        return super().fit(z, steps=steps, callback=callback, progress=progress)
 
     @torch.no_grad()
     def _set_moments(self, z: Tensor) -> None:
