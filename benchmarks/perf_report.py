@@ -14,10 +14,10 @@ __all__ = ["markdown"]
 PEER = "torchcfm OT-CFM"
 
 # Hot-path problems found by the audit and by reading the code, with the proposed fix:
-# ``(where, problem, fix)``. The tables above them are regenerated on every run; these notes
-# are kept by hand.
+# ``(where, problem, fix)``. The tables above them are regenerated on every run (with the
+# current line numbers); these notes are kept by hand and name functions instead.
 PROPOSALS: list[tuple[str, str, str]] = [
-    ("`solvers/ode.py:129-135` (`_solve`)",
+    ("`solvers/ode.py` `_solve` (the `times` tensor and the fixed-step `grid`)",
      "`torch.tensor([t0, t1], device=...)` is a blocking host-to-device copy and the "
      "fixed-step `grid` reads `float(t[0])`, `float(t[-1])` back: 3 syncs per solve, i.e. "
      "per JKO training step (its loss integrates through `_solve`) and per sampling call",
@@ -25,37 +25,37 @@ PROPOSALS: list[tuple[str, str, str]] = [
      "device=like.device)` (made on the device) and, in `grid`, `torch.linspace(float(t0), "
      "float(t1), steps + 1, dtype=t.dtype, device=t.device)` with `_solve`'s own Python "
      "floats `t0`, `t1`"),
-    ("`solvers/nets.py:51` (`TimeMLP.forward`)",
+    ("`solvers/nets.py` `TimeMLP.forward`",
      "`torch.as_tensor(t, device=x.device)` of a Python float is a blocking host-to-device "
      "copy: DDPM's sampler passes `t / T` as a float, one sync per sampling step (also "
      "`LSB.denoise` at the final step)",
      "for a Python number use `torch.full((x.shape[0],), t, dtype=x.dtype, "
      "device=x.device)` (no copy; pytorch/pytorch#120996), keep `as_tensor` for tensors"),
-    ("`solvers/lsb.py:237` (`_sample.step_of`, called by `drift` and `diffusion`)",
+    ("`solvers/lsb.py` `LSB._sample.step_of` (called by `drift` and `diffusion`)",
      "`int(s)` on torchsde's device clock: 2 syncs per SDE step",
      "keep the grid on the device: `grid_t = torch.tensor(grid, dtype=x0.dtype, "
      "device=x0.device)`, `k = s.floor().clamp(max=steps - 1).long()`, `width = grid_t[k + 1] "
      "- grid_t[k]`, time `grid_t[k] + (s - k) * width`, diffusion `(cfg.sigma * "
      "width.sqrt()).expand_as(x)`; torchsde still reads its clock 4 times per step "
      "(`base_solver.py:115-116`, `brownian_interval.py:596-597`)"),
-    ("`solvers/sde.py:58` (`SDE.f`, the repeated-call cache)",
+    ("`solvers/sde.py` `SDE.f` (the repeated-call cache)",
      "`bool(t == last[0])`: one sync per sampling call (the first step)",
      "compare identities, `t is last[0]` (torchsde passes the same `ts[0]` object to its "
      "shape check and to the first step)"),
-    ("`solvers/cfm.py:92` (`ot_pairs`)",
+    ("`solvers/cfm.py` `ot_pairs`",
      "the cost matrix crosses to the host every step (`.cpu().numpy()`), as in torchcfm: "
      "POT's network simplex runs on the CPU only; at b = 1024 the plan costs ~20x the "
      "network step",
      "inherent to the exact coupling: keep batch 256 (the default); an entropic plan on the "
      "device (`ot.sinkhorn`, torch backend) would remove the sync but is another coupling, "
      "so only as an opt-in"),
-    ("`genbench/training.py:31` (`make_optimizer`)",
+    ("`genbench/training.py` `make_optimizer`",
      "AdamW's default on CPU is the per-parameter for-loop implementation: 0.5-0.9 ms of a "
      "5-13 ms cfm step (parts table)",
      "`torch.optim.AdamW(..., fused=True)` where the installed torch supports it (CPU fused "
      "AdamW needs torch >= 2.4; guard with a fallback to the default): 0.13-0.21 ms, EMA "
      "weights within 1e-7 of the current loop after 100 steps"),
-    ("`genbench/training.py:66-72` (`EMA.update_parameters`) and `:121` (clipping)",
+    ("`genbench/training.py` `EMA.update_parameters` and the clipping in `train`",
      "a Python loop of `lerp_` over every weight (and the non-persistent `freqs` buffer) with "
      "the four parameter/buffer lists rebuilt every step, and `module.parameters()` walked "
      "again for `clip_grad_norm_`: 0.1-0.15 ms plus the module traversals",
@@ -71,7 +71,7 @@ PROPOSALS: list[tuple[str, str, str]] = [
      "none in genbench (the libraries' step control); JKO pays them per training step "
      "because it trains through `odeint`, which bounds its step rate for small networks on "
      "a GPU"),
-    ("`solvers/nets.py:22` (`TimeEmbedding`, `max_frequency=200`) - sampling cost",
+    ("`solvers/nets.py` `TimeEmbedding` (`max_frequency=200`): sampling cost",
      "the flow solvers' fields vary fast in t, so their default adaptive sampler (dopri5, "
      "rtol = atol = 1e-5) takes 3-5x the steps torchcfm's plain-t MLP needs at the same W2 "
      "(cfm ~104 vs 26 NFE on moons, pfode ~250)",
@@ -192,7 +192,10 @@ def _throughput(section: dict[str, Any]) -> list[str]:
              "Training steps per second of CPU time (the shared loop, each solver's default "
              "config except the batch; N(0, I) latents; jko: one block). "
              f"Sampling: {b['n_samples']:,} points with a fixed {b['sample_steps']}-step "
-             "sampler (Euler for the ODE solvers).", "", _meta_line(section.get("meta", {})), "",
+             f"sampler (Euler for the ODE solvers), best of {b.get('sample_repeats', 1)} "
+             "draws; cfm (ot) and cfm (independent) share one network and sampler, so their "
+             "difference shows the noise left by the other load.", "",
+             _meta_line(section.get("meta", {})), "",
              "| method | " + " | ".join(f"d={d} b={bs}" for d, bs in cols) + " |",
              "|---|" + "---|" * len(cols)]
     index = {(r["method"], r["dim"], r["batch"]): r for r in rows}
