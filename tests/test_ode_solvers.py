@@ -196,7 +196,7 @@ def test_reflow_round_trains_on_generated_pairs():
     stats = solver.fit(two_gaussians(1000, seed=0), callback=lambda step, _: logged.append(step))
     assert len(stats["reflow"]) == 1 and stats["reflow"][0]["steps"] == 60
     assert logged == sorted(set(logged)) and logged[-1] == 160  # trackers need rising steps
-    assert stats["reflow"][0]["pair_nfe"] == 10
+    assert stats["reflow"][0]["pair_nfe"] > 10  # pairs from dopri5, not the 10-step sampler
     assert not solver._reflow
     assert torch.isfinite(solver.sample(50, generator=torch.Generator().manual_seed(0))).all()
 
