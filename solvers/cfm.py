@@ -38,10 +38,10 @@ import torch
 from torch import Tensor
 
 from genbench.registry import register_solver
-from genbench.solver import Solver, SolverConfig, TrainCallback
+from genbench.solver import Solver, TrainCallback
 from genbench.training import make_ema, train
 from solvers.nets import TimeMLP
-from solvers.ode import FIXED_METHODS, check_ode_options, flow_log_prob, integrate
+from solvers.ode import FIXED_METHODS, ODESamplerConfig, flow_log_prob, integrate
 
 __all__ = ["CFM", "CFMConfig", "COUPLINGS", "ot_pairs"]
 
@@ -49,7 +49,7 @@ COUPLINGS = ("independent", "ot")
 
 
 @dataclass
-class CFMConfig(SolverConfig):
+class CFMConfig(ODESamplerConfig):
     # POT's exact plan costs O(b^3): at b=512 it would triple the step time on one core.
     batch_size: int = 256
     # Measured on moons/8gaussians/checkerboard: mean W2/floor 1.38 at 2e-3, 1.27 at 5e-3.
@@ -59,13 +59,6 @@ class CFMConfig(SolverConfig):
     rectified: int = 0
     reflow_steps: int = 2000
     reflow_pairs: int = 10000
-    method: str = "dopri5"
-    sample_steps: int = 100
-    rtol: float = 1e-5
-    atol: float = 1e-5
-    trace: str = "auto"
-    exact_trace_max_dim: int = 16
-    trace_seed: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,7 +71,6 @@ class CFMConfig(SolverConfig):
         for key in ("reflow_steps", "reflow_pairs"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
-        check_ode_options(self.method, self.sample_steps, self.rtol, self.atol, self.trace)
 
 
 def ot_pairs(x0: Tensor, x1: Tensor, n: int | None = None) -> tuple[Tensor, Tensor]:

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint
+
+from genbench.solver import SolverConfig
 
 __all__ = [
     "ADAPTIVE_METHODS",
@@ -35,6 +38,7 @@ __all__ = [
     "ODE_METHODS",
     "TRACE_ESTIMATORS",
     "Field",
+    "ODESamplerConfig",
     "check_ode_options",
     "flow_log_prob",
     "integrate",
@@ -248,3 +252,20 @@ def flow_log_prob(
     )
     prior = -0.5 * (z.pow(2).sum(dim=1) + z.shape[1] * math.log(2 * math.pi))
     return prior + divergence, nfe
+
+
+@dataclass
+class ODESamplerConfig(SolverConfig):
+    """Sampling and likelihood keys shared by the solvers that integrate an ODE (pfode, cfm)."""
+
+    method: str = "dopri5"
+    sample_steps: int = 100
+    rtol: float = 1e-5
+    atol: float = 1e-5
+    trace: str = "auto"
+    exact_trace_max_dim: int = 16
+    trace_seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ode_options(self.method, self.sample_steps, self.rtol, self.atol, self.trace)

@@ -30,17 +30,17 @@ import torch
 from torch import Tensor
 
 from genbench.registry import register_solver
-from genbench.solver import Solver, SolverConfig
+from genbench.solver import Solver
 from genbench.training import make_ema
 from solvers.nets import TimeMLP
-from solvers.ode import FIXED_METHODS, check_ode_options, flow_log_prob, integrate
+from solvers.ode import FIXED_METHODS, ODESamplerConfig, flow_log_prob, integrate
 from solvers.schedules import SCHEDULES, VPSchedule
 
 __all__ = ["PFODE", "PFODEConfig"]
 
 
 @dataclass
-class PFODEConfig(SolverConfig):
+class PFODEConfig(ODESamplerConfig):
     # Measured on moons/8gaussians/checkerboard: mean W2/floor 1.54 at 2e-3, 1.32 at 5e-3.
     lr: float = 5e-3
     schedule: str = "linear"
@@ -49,13 +49,6 @@ class PFODEConfig(SolverConfig):
     train_t_eps: float = 1e-5
     t_eps: float = 1e-3
     t_max: float | None = None
-    method: str = "dopri5"
-    sample_steps: int = 100
-    rtol: float = 1e-5
-    atol: float = 1e-5
-    trace: str = "auto"
-    exact_trace_max_dim: int = 16
-    trace_seed: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -83,7 +76,6 @@ class PFODEConfig(SolverConfig):
         if self.t_max is not None:
             return self.t_max
         return 1.0 if self.schedule == "linear" else 0.99
-        check_ode_options(self.method, self.sample_steps, self.rtol, self.atol, self.trace)
 
 
 @register_solver("pfode")
