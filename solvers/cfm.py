@@ -6,7 +6,7 @@ A velocity network ``v(x, t)`` regresses the conditional velocity ``x1 - x0`` at
 
 - ``independent``: the product of the two minibatches (Lipman et al.; with ``sigma=0``
   this is the 1-rectified flow of Liu et al.);
-- ``ot``: pairs resampled from the exact optimal-transport plan (POT ``ot.emd``, squared
+- ``ot``: pairs matched by the exact optimal-transport plan (POT ``ot.emd``, squared
   Euclidean cost) between the noise and data minibatches (Tong et al.; Pooladian et al.).
 
 ``rectified: k`` then runs k reflow rounds: draw noise, push it through the learned ODE,
@@ -40,7 +40,7 @@ from torch import Tensor
 from genbench.registry import register_solver
 from genbench.solver import Solver, TrainCallback
 from genbench.training import make_ema, train
-from solvers.nets import TimeMLP
+from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
 from solvers.ode import FIXED_METHODS, ODESamplerConfig, flow_log_prob, integrate
 
 __all__ = ["CFM", "CFMConfig", "COUPLINGS", "ot_pairs"]
@@ -74,16 +74,21 @@ class CFMConfig(ODESamplerConfig):
 
 
 def ot_pairs(x0: Tensor, x1: Tensor, n: int | None = None) -> tuple[Tensor, Tensor]:
-    """Resample ``n`` pairs (default ``len(x0)``) from the exact OT plan between two batches.
+    """Pairs ``(x0[i], x1[j])`` from the exact OT plan between two batches.
 
     The squared-distance matrix is built on the batches' device and crosses to the host
-    once for POT's network simplex; pairs are drawn by one ``torch.multinomial`` over the
-    flattened plan, back on the device.
+    once for POT's network simplex. For equal batches and ``n`` = the batch (training), the
+    plan is a permutation (a vertex of the Birkhoff polytope, which the simplex returns), so
+    each row is paired with its match: the expectation of resampling ``n`` pairs from the
+    plan, with no duplicated or dropped rows and no multinomial draw. Otherwise ``n`` pairs
+    are drawn by one ``torch.multinomial`` over the flattened plan, back on the device.
     """
     n = x0.shape[0] if n is None else n
     cost = torch.cdist(x0, x1).square()
-    plan = ot.emd(ot.unif(x0.shape[0]), ot.unif(x1.shape[0]),
-                  cost.detach().cpu().double().numpy())
+    plan = ot.emd([], [], cost.detach().cpu().double().numpy())
+    if n == x0.shape[0] == x1.shape[0]:
+        match = torch.from_numpy(plan.argmax(axis=1)).to(x1.device, non_blocking=True)
+        return x0, x1[match]
     weights = torch.from_numpy(np.ascontiguousarray(plan, dtype=np.float32).ravel())
     flat = torch.multinomial(weights.to(x0.device, non_blocking=True), n, replacement=True)
     rows = torch.div(flat, x1.shape[0], rounding_mode="floor")
@@ -101,7 +106,7 @@ class CFM(Solver):
 
     def build(self) -> None:
         cfg = self.config
-        self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth)
+        self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth, max_frequency=SMOOTH_TIME_FREQUENCY)
         self.ema = make_ema(self.net, cfg.ema_decay)
         self._reflow = False  # in reflow rounds a training row is [noise | image]
 

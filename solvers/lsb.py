@@ -225,17 +225,23 @@ class LSB(Solver):
 
         # torchsde runs on the clock s in [0, steps] with unit steps; t(s) is piecewise
         # linear through the grid, an exact time change: dX = b dt/ds ds + sigma sqrt(dt/ds) dW.
-        def step_of(s: Tensor) -> int:
-            return min(int(s), steps - 1)
+        # The step index stays on the device (floor + index_select): reading torchsde's clock
+        # on the host would wait for the GPU once per step.
+        times = torch.tensor(grid, dtype=x0.dtype).to(self.device)
+        last_step = float(steps - 1)
+
+        def locate(s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            k = s.detach().floor().clamp(0.0, last_step).reshape(1)
+            start, end = times.index_select(0, k.long()), times.index_select(0, k.long() + 1)
+            return k, start, end - start
 
         def drift(s: Tensor, x: Tensor) -> Tensor:
-            k = step_of(s)
-            width = grid[k + 1] - grid[k]
-            return self.drift(x, grid[k] + (s - k) * width, net=net) * width
+            k, start, width = locate(s)
+            return self.drift(x, start + (s - k) * width, net=net) * width
 
         def diffusion(s: Tensor, x: Tensor) -> Tensor:
-            k = step_of(s)
-            return torch.full_like(x, cfg.sigma * (grid[k + 1] - grid[k]) ** 0.5)
+            _, _, width = locate(s)
+            return (cfg.sigma * width.sqrt()).expand_as(x)
 
         sde = SDE(drift, diffusion)
         x_end = integrate(sde, x0, steps, method=cfg.sde_method, generator=generator)

@@ -15,7 +15,12 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TimeEmbedding", "TimeMLP"]
+__all__ = ["SMOOTH_TIME_FREQUENCY", "TimeEmbedding", "TimeMLP"]
+
+# Top time frequency for networks integrated by an adaptive ODE solver (cfm, pfode): a field
+# that can oscillate 200 times over [0, 1] makes dopri5 take ~3x the steps for the same W2
+# (benchmarks/results/perf.md, "Sampling cost against the time embedding's top frequency").
+SMOOTH_TIME_FREQUENCY = 20.0
 
 
 class TimeEmbedding(nn.Module):
@@ -36,9 +41,10 @@ class TimeEmbedding(nn.Module):
 class TimeMLP(nn.Module):
     """MLP on ``[x, embed(t)]`` with SiLU: ``(batch, dim), (batch,) -> (batch, dim)``."""
 
-    def __init__(self, dim: int, hidden: int = 256, depth: int = 3, time_features: int = 32):
+    def __init__(self, dim: int, hidden: int = 256, depth: int = 3, time_features: int = 32,
+                 max_frequency: float = 200.0):
         super().__init__()
-        self.embed = TimeEmbedding(time_features)
+        self.embed = TimeEmbedding(time_features, max_frequency)
         layers: list[nn.Module] = []
         width = dim + self.embed.n_features
         for _ in range(depth):
@@ -48,7 +54,10 @@ class TimeMLP(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-        if t.ndim == 0:
+        if not isinstance(t, Tensor):
+            # torch.full, not torch.as_tensor: a Python number sent to a GPU by as_tensor
+            # is a blocking copy, once per sampler step.
+            t = torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)
+        elif t.ndim == 0:
             t = t.expand(x.shape[0])
         return self.layers(torch.cat([x, self.embed(t.reshape(-1))], dim=1))

@@ -130,14 +130,17 @@ def _check(x0: Tensor, t0: float, t1: float, method: str, steps: int | None,
 def _solve(func: nn.Module, y0: Tensor | tuple[Tensor, ...], t0: float, t1: float,
            method: str, steps: int | None, rtol: float, atol: float,
            like: Tensor) -> Tensor | tuple[Tensor, ...]:
-    times = torch.tensor([float(t0), float(t1)], dtype=like.dtype, device=like.device)
+    # linspace from Python floats (exact endpoints) instead of torch.tensor([t0, t1]): a
+    # host-to-device copy would wait for the GPU on every solve, i.e. every JKO training step.
+    t0, t1 = float(t0), float(t1)
+    times = torch.linspace(t0, t1, 2, dtype=like.dtype, device=like.device)
     options = {}
     if method in FIXED_METHODS:
         # An exact uniform grid: torchdiffeq's step_size option rounds with ceil() and can
-        # add a sliver of a step; only the endpoint is stored either way.
+        # add a sliver of a step; only the endpoint is stored either way. torchdiffeq calls
+        # this with the original (unflipped) times, so the floats are read from the closure.
         def grid(_func: object, _y0: object, t: Tensor) -> Tensor:
-            return torch.linspace(float(t[0]), float(t[-1]), steps + 1, dtype=t.dtype,
-                                  device=t.device)
+            return torch.linspace(t0, t1, steps + 1, dtype=t.dtype, device=t.device)
 
         options["grid_constructor"] = grid
     else:

@@ -32,7 +32,7 @@ from torch import Tensor
 from genbench.registry import register_solver
 from genbench.solver import Solver
 from genbench.training import make_ema
-from solvers.nets import TimeMLP
+from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
 from solvers.ode import FIXED_METHODS, ODESamplerConfig, flow_log_prob, integrate
 from solvers.schedules import SCHEDULES, VPSchedule
 
@@ -90,7 +90,7 @@ class PFODE(Solver):
     def build(self) -> None:
         cfg = self.config
         self.schedule = VPSchedule(cfg.schedule, cfg.beta_min, cfg.beta_max)
-        self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth)
+        self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth, max_frequency=SMOOTH_TIME_FREQUENCY)
         self.ema = make_ema(self.net, cfg.ema_decay)
 
     def loss(self, z: Tensor) -> Tensor:

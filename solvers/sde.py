@@ -54,9 +54,13 @@ class SDE(nn.Module):
 
     def f(self, t: Tensor, x: Tensor) -> Tensor:
         # torchsde.sdeint calls f(t0, x0) once to check shapes and the first step calls it
-        # again on the same state: remember the last call so that costs no network call.
+        # again on the same state object: remember the last call so that costs no network
+        # call. The state is matched by identity and the time is not compared (a value
+        # comparison reads the device; torchsde passes a fresh ``ts[0]`` each time): its Ito
+        # solvers evaluate any one state object at a single time (tests/test_lsb.py checks
+        # the cached and uncached paths agree for every method).
         last = self._last
-        if last is not None and x is last[1] and bool(t == last[0]):
+        if last is not None and x is last[1]:
             return last[2]
         self.nfe += 1
         out = self.drift(t, x)

@@ -14,7 +14,7 @@ import torch
 from genbench.config import ConfigError
 from genbench.registry import create_solver
 from solvers.lsb import LSB
-from solvers.sde import ITO_DIAGONAL_METHODS
+from solvers.sde import ITO_DIAGONAL_METHODS, SDE, integrate
 
 MEAN = torch.tensor([1.0, -2.0])
 STD = torch.tensor([0.5, 2.0])
@@ -105,6 +105,33 @@ def test_sampling_is_reproducible_and_counts_network_calls(method: str, start: s
     assert first.shape == (5, 3) and bool(torch.isfinite(first).all())
     if method in ("euler", "milstein"):  # one drift call per step, plus the denoising call
         assert solver.nfe == 7 + 1
+
+
+@pytest.mark.parametrize("method", ITO_DIAGONAL_METHODS)
+def test_drift_cache_never_changes_the_path(method: str) -> None:
+    """The repeated-call cache matches states by identity only; a time-dependent drift
+    integrated with and without it must give the same path for every torchsde method."""
+
+    class Uncached(SDE):
+        def f(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            self.nfe += 1
+            return self.drift(t, x)
+
+    def drift(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(3 * t) - x * torch.cos(t)
+
+    def diffusion(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return 0.3 * torch.ones_like(x) * (1 + t)
+
+    x0 = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
+    runs = []
+    for cls in (SDE, Uncached):
+        sde = cls(drift, diffusion)
+        out = integrate(sde, x0, 5, method=method, generator=torch.Generator().manual_seed(1))
+        runs.append((out, sde.nfe))
+    assert torch.equal(runs[0][0], runs[1][0])
+    # sdeint's shape check is answered from memory (and srk's repeated stage evaluations)
+    assert runs[0][1] <= runs[1][1] - 1
 
 
 def test_nfe_follows_sde_steps() -> None:

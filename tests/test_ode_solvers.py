@@ -120,6 +120,10 @@ def test_ot_pairs_recover_a_hidden_matching():
     x1 = x0[perm] + 0.01  # the optimal plan is this permutation
     a, b = ot_pairs(x0, x1)
     assert a.shape == b.shape == (64, 2)
+    torch.testing.assert_close(a, x0)  # a full batch: every noise row used once, in order
+    torch.testing.assert_close(b - a, torch.full_like(a, 0.01))
+    a, b = ot_pairs(x0, x1, n=200)  # other sizes resample pairs from the plan
+    assert a.shape == b.shape == (200, 2)
     torch.testing.assert_close(b - a, torch.full_like(a, 0.01))
 
 
