@@ -82,6 +82,13 @@ def run_sweep(n_jobs: int | None = None) -> dict[str, Any]:
             "stderr_tail": proc.stderr[-2000:] if proc.returncode else ""}
 
 
+def _load_note(before: tuple[float, float, float]) -> str:
+    busy = before[0] > 0.5
+    return (f"load average {before[0]:.1f} when the run started"
+            + (": other work shared the cores, so wall times are inflated" if busy else
+               ": an otherwise idle machine"))
+
+
 def _merge(fresh: dict[str, Any]) -> dict[str, Any]:
     path = RESULTS / "perf.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
@@ -105,6 +112,7 @@ def main() -> None:
     parser.add_argument("--sinkhorn-sizes", type=int, nargs="*", default=None)
     parser.add_argument("--sliced-sizes", type=int, nargs="*", default=None)
     parser.add_argument("--no-write", action="store_true", help="print, do not save")
+    parser.add_argument("--note", default="", help="a remark on the machine, kept with the run")
     args = parser.parse_args()
     unknown = set(args.sections) - set(SECTIONS) - {"none"}
     if unknown:
@@ -113,6 +121,7 @@ def main() -> None:
     from perf_clock import Clock, machine_info
 
     fresh: dict[str, Any] = {}
+    load_before = os.getloadavg()
     with Clock() as total:
         if "peer" in args.sections:
             from perf_peer import PeerBudget, run_peer
@@ -150,8 +159,7 @@ def main() -> None:
             "sweep": args.sweep, "wall_s": total.wall, "cpu_s": total.cpu,
             "command": "python benchmarks/perf.py " + " ".join(sys.argv[1:]),
             "machine": machine_info(),
-            "shared_machine_note": "2 cores shared with ~5 other agents during the run: wall "
-                                   "times are inflated by contention; ratios use CPU time"}
+            "shared_machine_note": args.note or _load_note(load_before)}
     for section in fresh:
         fresh[section]["meta"] = meta
     from perf_report import markdown

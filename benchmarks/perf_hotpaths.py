@@ -1,4 +1,4 @@
-"""Hot paths: host read-backs per training and sampling step, and proposed fixes measured.
+"""Hot paths: host read-backs per training and sampling step, and the loop against the peer.
 
 On a GPU every read of a device tensor's value on the host (``.item()``, ``float(t)``,
 ``bool(t)``, ``int(t)``, ``.tolist()``, ``.cpu()``, ``.numpy()``) waits for the queued kernels:
@@ -9,12 +9,11 @@ attributed to the calling file and line. Reads in ``torch/optim`` touch the opti
 counters, which live on the host by design (not a device sync); reads in torchdiffeq and
 torchsde are the libraries' own step control.
 
-The second part times the shared training loop with two proposed changes to
-``genbench/training.py``, applied by patching in this process only: AdamW with
-``fused=True`` and the EMA update as one ``torch._foreach_lerp_`` over all weights; the
-torchcfm loop runs in the same rotation, for the ratio to the peer under the same load.
-The third part retrains cfm and pfode with a lower top frequency of the time embedding and
-counts the default (adaptive) sampler's network evaluations.
+The second part times the shared training loop (cfm, both couplings) interleaved with the
+torchcfm loop, so the ratio to the peer is taken under the same load, and the parts of one
+step on each side. The third part retrains cfm and pfode with other top frequencies of the
+time embedding (200, the value before this was changed, and 5) and counts the default
+(adaptive) sampler's network evaluations.
 
 References:
     PyTorch documentation, "CUDA semantics: asynchronous execution" and
@@ -37,8 +36,8 @@ import torch
 from perf_clock import Clock, ratio
 
 __all__ = [
-    "CREATORS", "WATCHED", "audit", "count_host_reads", "embedding_whatif", "max_frequency",
-    "loop_components", "run_hotpaths", "whatif",
+    "CREATORS", "WATCHED", "audit", "count_host_reads", "embedding_whatif", "loop_components",
+    "loop_vs_peer", "run_hotpaths", "time_frequency",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,53 +159,12 @@ def audit(steps: tuple[int, int] = (20, 40), sample_steps: tuple[int, int] = (10
     return rows
 
 
-# -- proposed fixes, measured ------------------------------------------------------------
-@torch.no_grad()
-def _foreach_ema_update(self: Any, model: torch.nn.Module) -> None:
-    """The EMA update of genbench.training.EMA as one multi-tensor lerp over cached lists."""
-    cache = getattr(self, "_foreach_lists", None)
-    if cache is None or cache[0] is not model:
-        pairs = list(zip([*self.module.parameters(), *self.module.buffers()],
-                         [*model.parameters(), *model.buffers()], strict=True))
-        cache = (model, [a for a, _ in pairs if a.is_floating_point()],
-                 [c.detach() for a, c in pairs if a.is_floating_point()],
-                 [(a, c) for a, c in pairs if not a.is_floating_point()])
-        self._foreach_lists = cache
-    _, averaged, current, others = cache
-    weight = 1.0 - min(self.decay, (1.0 + self._count) / (10.0 + self._count))
-    torch._foreach_lerp_(averaged, current, weight)
-    for a, c in others:
-        a.copy_(c)
-    self._count += 1
-    self.n_updates.fill_(self._count)
+# -- the training loop against the peer ---------------------------------------------------
+def loop_vs_peer(steps: int = 100, repeats: int = 4, log: Any = print) -> list[dict[str, Any]]:
+    """Train-step CPU time of cfm (both couplings) interleaved with torchcfm's OT-CFM loop.
 
-
-@contextlib.contextmanager
-def proposed(fused_adamw: bool, foreach_ema: bool) -> Iterator[None]:
-    """Apply the proposed training-loop changes in this process, and undo them after."""
-    from genbench import training
-
-    adamw, update = torch.optim.AdamW, training.EMA.update_parameters
-    if fused_adamw:
-        torch.optim.AdamW = functools.partial(adamw, fused=True)  # type: ignore[misc]
-    if foreach_ema:
-        training.EMA.update_parameters = _foreach_ema_update
-    try:
-        yield
-    finally:
-        torch.optim.AdamW = adamw  # type: ignore[misc]
-        training.EMA.update_parameters = update
-
-
-VARIANTS = {"current": (False, False), "fused AdamW": (True, False),
-            "foreach EMA": (False, True), "both": (True, True)}
-
-
-def whatif(steps: int = 100, repeats: int = 4, log: Any = print) -> list[dict[str, Any]]:
-    """Train-step CPU time of cfm with each proposed change, interleaved with the peer.
-
-    For the OT coupling the torchcfm loop of :mod:`perf_peer` runs in the same rotation, so
-    the ratio to the peer is taken under the same load as the ratio to the current code.
+    Each repeat runs every method once, in rotation, and the best repeat is kept: the one
+    least disturbed by other load, taken under the same conditions for every method.
     """
     from perf_peer import PeerBudget, torchcfm_available, train_torchcfm
 
@@ -214,36 +172,29 @@ def whatif(steps: int = 100, repeats: int = 4, log: Any = print) -> list[dict[st
 
     torch.manual_seed(0)
     z = torch.randn(8192, 2)
+    methods = {"cfm (ot)": {"coupling": "ot"}, "cfm (independent)": {"coupling": "independent"}}
+    peer = torchcfm_available() is None
+    times: dict[str, list[float]] = {m: [] for m in methods} | (
+        {"torchcfm OT-CFM": []} if peer else {})
+    for _ in range(repeats):
+        for method in times:
+            torch.manual_seed(0)
+            if method == "torchcfm OT-CFM":
+                _, clock = train_torchcfm(z, PeerBudget(steps=steps), seed=0)
+            else:
+                solver = create_solver("cfm", 2, {"steps": steps, **methods[method]})
+                with Clock() as clock:
+                    solver.fit(z)
+            times[method].append(1e3 * clock.cpu / steps)
+    reference = min(times["torchcfm OT-CFM"]) if peer else None
     rows = []
-    for label, extra in (("cfm (ot)", {"coupling": "ot"}),
-                         ("cfm (independent)", {"coupling": "independent"})):
-        peer = label == "cfm (ot)" and torchcfm_available() is None
-        times: dict[str, list[float]] = {v: [] for v in VARIANTS} | (
-            {"torchcfm OT-CFM": []} if peer else {})
-        weights: dict[str, torch.Tensor] = {}
-        for _ in range(repeats):
-            for variant in times:
-                torch.manual_seed(0)
-                if variant == "torchcfm OT-CFM":
-                    _, clock = train_torchcfm(z, PeerBudget(steps=steps), seed=0)
-                else:
-                    solver = create_solver("cfm", 2, {"steps": steps, **extra})
-                    with proposed(*VARIANTS[variant]), Clock() as clock:
-                        solver.fit(z)
-                    weights[variant] = torch.cat([p.flatten() for p in solver.ema.parameters()])
-                times[variant].append(1e3 * clock.cpu / steps)
-        base = min(times["current"])
-        reference = min(times["torchcfm OT-CFM"]) if peer else None
-        for variant, values in times.items():
-            med = min(values)
-            diff = (float((weights[variant] - weights["current"]).abs().max())
-                    if variant in weights else None)
-            rows.append({"method": label, "variant": variant, "ms_per_step_cpu": med,
-                         "median_ms_per_step_cpu": statistics.median(values),
-                         "all_ms_per_step_cpu": values, "vs_current": ratio(med, base),
-                         "vs_peer": ratio(med, reference), "max_abs_ema_weight_diff": diff})
-            log(f"[whatif] {label} {variant}: {med:.3f} ms/step cpu ({ratio(med, base):.3f}x "
-                f"current" + (f", {ratio(med, reference):.3f}x torchcfm)" if peer else ")"))
+    for method, values in times.items():
+        best = min(values)
+        rows.append({"method": method, "ms_per_step_cpu": best,
+                     "median_ms_per_step_cpu": statistics.median(values),
+                     "all_ms_per_step_cpu": values, "vs_peer": ratio(best, reference)})
+        log(f"[loop] {method}: {best:.3f} ms/step cpu"
+            + (f" ({ratio(best, reference):.3f}x torchcfm)" if peer else ""))
     return rows
 
 
@@ -277,15 +228,12 @@ def loop_components(dim: int = 2, batch: int = 256, hidden: int = 256) -> list[d
     add("network forward + backward", "genbench (TimeMLP)",
         lambda: (net(x, t) - x).pow(2).sum(dim=1).mean().backward())
     opt, sched = make_optimizer(net.parameters(), SolverConfig(), 10**6)
-    add("optimizer step", "genbench (AdamW)", opt.step)
-    add("optimizer step", "proposed (AdamW fused=True)",
-        torch.optim.AdamW(net.parameters(), lr=1e-9, fused=True).step)
+    add("optimizer step", "genbench (AdamW, fused where available)", opt.step)
     add("learning-rate schedule step", "genbench (LambdaLR)", sched.step)
     add("gradient clipping", "genbench (clip_grad_norm_)",
         lambda: torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0))
     ema = EMA(net, 0.999)
-    add("EMA update", "genbench (lerp_ loop)", lambda: ema.update_parameters(net))
-    add("EMA update", "proposed (one _foreach_lerp_)", lambda: _foreach_ema_update(ema, net))
+    add("EMA update", "genbench (one _foreach_lerp_)", lambda: ema.update_parameters(net))
     try:
         from torchcfm.models.models import MLP
     except ImportError:
@@ -299,38 +247,40 @@ def loop_components(dim: int = 2, batch: int = 256, hidden: int = 256) -> list[d
 
 
 @contextlib.contextmanager
-def max_frequency(value: float) -> Iterator[None]:
-    """Networks built inside get ``TimeEmbedding(max_frequency=value)``."""
-    from solvers import nets
+def time_frequency(value: float) -> Iterator[None]:
+    """cfm and pfode networks built inside get ``max_frequency=value``."""
+    from solvers import cfm, pfode
 
-    original = nets.TimeEmbedding.__init__
-    nets.TimeEmbedding.__init__ = functools.partialmethod(original, max_frequency=value)
+    modules = (cfm, pfode)
+    originals = [m.SMOOTH_TIME_FREQUENCY for m in modules]
+    for m in modules:
+        m.SMOOTH_TIME_FREQUENCY = value
     try:
         yield
     finally:
-        nets.TimeEmbedding.__init__ = original
+        for m, original in zip(modules, originals, strict=True):
+            m.SMOOTH_TIME_FREQUENCY = original
 
 
 def embedding_whatif(steps: int = 500, log: Any = print) -> list[dict[str, Any]]:
     """Default-sampler NFE and W2 of the flow solvers against the time embedding's top frequency.
 
-    ``TimeMLP`` embeds ``t`` with sinusoids up to ``max_frequency`` (200): the learned field
-    then varies fast in ``t`` and an adaptive solver takes many steps to follow it.
+    ``TimeMLP`` embeds ``t`` with sinusoids up to ``max_frequency``: with a high one (200,
+    what cfm and pfode used before) the learned field varies fast in ``t`` and an adaptive
+    solver takes many steps to follow it.
     """
-    import inspect
-
     from perf_peer import prepare, w2_exact
 
     from genbench.registry import create_solver
-    from solvers.nets import TimeEmbedding
+    from solvers.nets import SMOOTH_TIME_FREQUENCY
 
-    current = inspect.signature(TimeEmbedding.__init__).parameters["max_frequency"].default
+    current = SMOOTH_TIME_FREQUENCY
     ae, z, x_test, _ = prepare("moons", 1000)
     rows = []
-    for name, values in (("cfm", (current, 20.0, 5.0)), ("pfode", (current, 20.0))):
+    for name, values in (("cfm", (200.0, current, 5.0)), ("pfode", (200.0, current))):
         for value in values:
             torch.manual_seed(0)
-            with max_frequency(value):
+            with time_frequency(value):
                 solver = create_solver(name, 2, {"steps": steps, "batch_size": 256})
             with Clock() as train_clock:
                 solver.fit(z)
@@ -355,5 +305,5 @@ def run_hotpaths(log: Any = print) -> dict[str, Any]:
     components = loop_components()
     log("[components] " + ", ".join(f"{r['part']} / {r['loop']}: {r['ms_cpu']:.3f} ms"
                                     for r in components))
-    return {"audit": audit(log=log), "components": components, "whatif": whatif(log=log),
+    return {"audit": audit(log=log), "components": components, "loop": loop_vs_peer(log=log),
             "embedding": embedding_whatif(log=log)}

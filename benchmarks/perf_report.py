@@ -9,84 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from perf_findings import before_after, findings
+
 __all__ = ["markdown"]
 
 PEER = "torchcfm OT-CFM"
-
-# Hot-path problems found by the audit and by reading the code, with the proposed fix:
-# ``(where, problem, fix)``. The tables above them are regenerated on every run (with the
-# current line numbers); these notes are kept by hand and name functions instead.
-PROPOSALS: list[tuple[str, str, str]] = [
-    ("`solvers/ode.py` `_solve` (the `times` tensor and the fixed-step `grid`)",
-     "`torch.tensor([t0, t1], device=...)` is a blocking host-to-device copy and the "
-     "fixed-step `grid` reads `float(t[0])`, `float(t[-1])` back: 3 syncs per solve, i.e. "
-     "per JKO training step (its loss integrates through `_solve`) and per sampling call",
-     "`times = torch.linspace(float(t0), float(t1), 2, dtype=like.dtype, "
-     "device=like.device)` (made on the device) and, in `grid`, `torch.linspace(float(t0), "
-     "float(t1), steps + 1, dtype=t.dtype, device=t.device)` with `_solve`'s own Python "
-     "floats `t0`, `t1`"),
-    ("`solvers/nets.py` `TimeMLP.forward`",
-     "`torch.as_tensor(t, device=x.device)` of a Python float is a blocking host-to-device "
-     "copy: DDPM's sampler passes `t / T` as a float, one sync per sampling step (also "
-     "`LSB.denoise` at the final step)",
-     "for a Python number use `torch.full((x.shape[0],), t, dtype=x.dtype, "
-     "device=x.device)` (no copy; pytorch/pytorch#120996), keep `as_tensor` for tensors"),
-    ("`solvers/lsb.py` `LSB._sample.step_of` (called by `drift` and `diffusion`)",
-     "`int(s)` on torchsde's device clock: 2 syncs per SDE step",
-     "keep the grid on the device: `grid_t = torch.tensor(grid, dtype=x0.dtype, "
-     "device=x0.device)`, `k = s.floor().clamp(max=steps - 1).long()`, `width = grid_t[k + 1] "
-     "- grid_t[k]`, time `grid_t[k] + (s - k) * width`, diffusion `(cfg.sigma * "
-     "width.sqrt()).expand_as(x)`; torchsde still reads its clock 4 times per step "
-     "(`base_solver.py:115-116`, `brownian_interval.py:596-597`)"),
-    ("`solvers/sde.py` `SDE.f` (the repeated-call cache)",
-     "`bool(t == last[0])`: one sync per sampling call (the first step)",
-     "compare identities, `t is last[0]` (torchsde passes the same `ts[0]` object to its "
-     "shape check and to the first step)"),
-    ("`solvers/cfm.py` `ot_pairs`",
-     "the cost matrix crosses to the host every step (`.cpu().numpy()`), as in torchcfm: "
-     "POT's network simplex runs on the CPU only; at b = 1024 the plan costs ~20x the "
-     "network step",
-     "inherent to the exact coupling: keep batch 256 (the default); an entropic plan on the "
-     "device (`ot.sinkhorn`, torch backend) would remove the sync but is another coupling, "
-     "so only as an opt-in"),
-    ("`genbench/training.py` `make_optimizer`",
-     "AdamW's default on CPU is the per-parameter for-loop implementation: 0.5-0.9 ms of a "
-     "5-13 ms cfm step (parts table)",
-     "`torch.optim.AdamW(..., fused=True)` where the installed torch supports it (CPU fused "
-     "AdamW needs torch >= 2.4; guard with a fallback to the default): 0.13-0.21 ms, EMA "
-     "weights within 1e-7 of the current loop after 100 steps"),
-    ("`genbench/training.py` `EMA.update_parameters` and the clipping in `train`",
-     "a Python loop of `lerp_` over every weight (and the non-persistent `freqs` buffer) with "
-     "the four parameter/buffer lists rebuilt every step, and `module.parameters()` walked "
-     "again for `clip_grad_norm_`: 0.1-0.15 ms plus the module traversals",
-     "build the lists once (averaged in `__init__`, current on the first update) and update "
-     "with one `torch._foreach_lerp_(averaged, current, weight)`: 0.03-0.04 ms, "
-     "bit-identical (EMA weight difference 0); pass a list built once to "
-     "`clip_grad_norm_`. With fused AdamW: cfm step -9 to -12 %, ~0.9-0.96x torchcfm"),
-    ("torchdiffeq and torchsde (called from `solvers/ode.py`, `solvers/sde.py`)",
-     "library reads per step: torchdiffeq's fixed-grid loop compares times on the device "
-     "once per step (`_impl/solvers.py:117`) and checks its inputs ~6 times per `odeint` "
-     "call, so ~10 reads per JKO training step; torch.optim's `.item()` reads are host step "
-     "counters, not syncs",
-     "none in genbench (the libraries' step control); JKO pays them per training step "
-     "because it trains through `odeint`, which bounds its step rate for small networks on "
-     "a GPU"),
-    ("`solvers/nets.py` `TimeEmbedding` (`max_frequency=200`): sampling cost",
-     "the flow solvers' fields vary fast in t, so their default adaptive sampler (dopri5, "
-     "rtol = atol = 1e-5) takes 3-5x the steps torchcfm's plain-t MLP needs at the same W2 "
-     "(cfm ~104 vs 26 NFE on moons, pfode ~250)",
-     "a lower top frequency for the continuous-time solvers (cfm, pfode; e.g. 5-20, or scale "
-     "t as jko does with `TIME_SCALE`): same W2, 3x fewer NFE in the table above; ddpm's "
-     "discrete t may keep 200. A solver-owner decision (quality must be re-checked with "
-     "benchmarks/quality.py)"),
-    ("`genbench/metrics/w2.py` (evaluation, not a hot path)",
-     "on a CPU Sinkhorn is far slower than the exact solver at equal n, and `auto` switches "
-     "to Sinkhorn above `max_exact = 5000`; POT's sliced W2 sorts along the strided axis of "
-     "an (n, 500) array (~10 s at n = 20,000)",
-     "on CPU raise `max_exact` (the exact solver stays feasible to ~8,000) or default "
-     "`large_n_method` to sliced there; keep Sinkhorn for GPU runs"),
-]
-
 
 def _f(value: Any, fmt: str = ".3g") -> str:
     if value is None:
@@ -277,17 +204,13 @@ def _hotpaths(section: dict[str, Any]) -> list[str]:
             f"{owners(r.get('sample_by_owner'), 'library')} | {', '.join(locations)} |")
     lines += ["", "(`genbench/training.py:128` at 0.1 per step is the loss read once per "
               "`log_every` steps, by design.)", "",
-              "### Proposed training-loop changes, measured (applied by patching, in the "
-              "benchmark process only)", "",
-              "Best of interleaved repeats (2-D N(0, I) latents, batch 256, width 256, 100 "
-              "steps per fit); the torchcfm loop runs in the same rotation. End-to-end "
-              "differences under ~5 % are within the noise of this shared machine; the parts "
-              "table below resolves them.", "",
-              "| method | variant | ms/step cpu (best) | × current | × torchcfm | max abs "
-              "EMA weight difference |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['variant']} | {_f(r['ms_per_step_cpu'])} | "
-              f"{_x(r['vs_current'])} | {_x(r.get('vs_peer'))} | "
-              f"{_f(r['max_abs_ema_weight_diff'], '.2g')} |" for r in section["whatif"]]
+              "### The training loop against torchcfm's, interleaved", "",
+              "cfm trained for 100 steps on 2-D N(0, I) latents (batch 256, width 256), each "
+              "method once per round, best of the rounds (the least disturbed by other load).",
+              "", "| method | ms/step cpu (best) | median | × torchcfm |", "|---|---|---|---|"]
+    lines += [f"| {r['method']} | {_f(r['ms_per_step_cpu'])} | "
+              f"{_f(r['median_ms_per_step_cpu'])} | {_x(r.get('vs_peer'))} |"
+              for r in section.get("loop", [])]
     if section.get("components"):
         lines += ["", "### The parts of one training step (2-D, batch 256, width 256; CPU ms, "
                   "best of 5 blocks of 50 calls)", "", "| part | loop | ms cpu |", "|---|---|---|"]
@@ -297,7 +220,8 @@ def _hotpaths(section: dict[str, Any]) -> list[str]:
         lines += ["", "### Sampling cost against the time embedding's top frequency", "",
                   "`TimeMLP` embeds t with sinusoids up to `max_frequency`; cfm and pfode "
                   f"retrained on moons ({section['embedding'][0]['steps']} steps, seed 0) with "
-                  "a lower one, 1,000 samples, W2 exact against 1,000 test points.", "",
+                  "each, 1,000 samples, W2 exact against 1,000 test points (200 is what both "
+                  "used before).", "",
                   "| solver | max_frequency | default sampler NFE | sample cpu s | W2 | × current "
                   "NFE | Euler-20 W2 |", "|---|---|---|---|---|---|---|"]
         base = {r["solver"]: r["default"]["nfe"] for r in section["embedding"] if r["current"]}
@@ -306,10 +230,7 @@ def _hotpaths(section: dict[str, Any]) -> list[str]:
                   f"{_f(r['default']['w2'], '.4f')} | "
                   f"{_x(r['default']['nfe'] / base[r['solver']])} | "
                   f"{_f(r['euler-20']['w2'], '.4f')} |" for r in section["embedding"]]
-    lines += ["", "### Problems and proposed fixes", "", "| # | where | problem | proposed fix |",
-              "|---|---|---|---|"]
-    lines += [f"| {i} | {where} | {problem} | {fix} |"
-              for i, (where, problem, fix) in enumerate(PROPOSALS, 1)]
+    lines += ["", *findings()]
     return lines + [""]
 
 
@@ -319,8 +240,7 @@ def _sweep(section: dict[str, Any]) -> list[str]:
              f"folder): **{section['wall_s']:.0f} s wall** ({section['wall_s'] / 60:.1f} min), "
              f"exit code {section['returncode']}, on {section['date']}; load average before "
              f"{[round(v, 1) for v in section['load_average_before']]}, after "
-             f"{[round(v, 1) for v in section['load_average_after']]} (the 2 cores were shared "
-             f"with other agents).", "",
+             f"{[round(v, 1) for v in section['load_average_after']]}.", "",
              "| job | status | train s | sample s | eval s | NFE | W2 ratio |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {j['job']} | {j['status']} | {_f(j['train_seconds'], '.1f')} | "
@@ -332,9 +252,9 @@ def _sweep(section: dict[str, Any]) -> list[str]:
 def markdown(payload: dict[str, Any]) -> str:
     lines = ["# Performance benchmark", "",
              "`python benchmarks/perf.py` (sections merge into `perf.json`; this file is "
-             "rebuilt from it). CPU only, one thread per process. Times on this machine are "
-             "inflated by other agents sharing its two cores: compare the ratios, which use "
-             "CPU time.", ""]
+             "rebuilt from it). CPU only, one thread per process. Ratios use CPU time, which "
+             "other load inflates far less than wall time; each section prints the load "
+             "average it ran under.", "", *before_after(payload)]
     for key, render in (("peer", _peer), ("throughput", _throughput), ("eval", _eval),
                         ("hotpaths", _hotpaths), ("sweep", _sweep)):
         if key in payload:

@@ -38,10 +38,10 @@ import torch
 from torch import Tensor
 
 from genbench.registry import register_solver
-from genbench.solver import Solver, TrainCallback
+from genbench.solver import TrainCallback
 from genbench.training import make_ema, train
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
-from solvers.ode import FIXED_METHODS, ODESamplerConfig, flow_log_prob, integrate
+from solvers.ode import ODEFlowSolver, ODESamplerConfig, integrate
 
 __all__ = ["CFM", "CFMConfig", "COUPLINGS", "ot_pairs"]
 
@@ -96,13 +96,11 @@ def ot_pairs(x0: Tensor, x1: Tensor, n: int | None = None) -> tuple[Tensor, Tens
 
 
 @register_solver("cfm")
-class CFM(Solver):
+class CFM(ODEFlowSolver):
     """Conditional flow matching from ``N(0, I)`` with an independent or OT coupling."""
 
     Config = CFMConfig
     config: CFMConfig
-    has_density = True
-    stochastic_sampler = False
 
     def build(self) -> None:
         cfg = self.config
@@ -160,28 +158,8 @@ class CFM(Solver):
             self._reflow = False
         return stats
 
+    t_prior, t_data = 0.0, 1.0
+
     def velocity(self, x: Tensor, t: Tensor) -> Tensor:
         """The learned velocity field (EMA weights)."""
         return self.ema.module(x, t)
-
-    def _ode_kwargs(self) -> dict:
-        cfg = self.config
-        steps = cfg.sample_steps if cfg.method in FIXED_METHODS else None
-        return dict(method=cfg.method, steps=steps, rtol=cfg.rtol, atol=cfg.atol)
-
-    @torch.no_grad()
-    def _sample(self, n: int, generator: torch.Generator) -> Tensor:
-        x0 = torch.randn(n, self.dim, generator=generator, device=self.device)
-        x, self.nfe = integrate(self.velocity, x0, 0.0, 1.0, **self._ode_kwargs())
-        return x
-
-    @torch.no_grad()
-    def _log_prob(self, z: Tensor) -> Tensor:
-        cfg = self.config
-        # Hutchinson probes from a fixed seed: log_prob is a deterministic function of z.
-        generator = torch.Generator(device=z.device).manual_seed(cfg.trace_seed)
-        log_q, _ = flow_log_prob(
-            self.velocity, z, 1.0, 0.0, trace=cfg.trace,
-            exact_max_dim=cfg.exact_trace_max_dim, generator=generator, **self._ode_kwargs(),
-        )
-        return log_q

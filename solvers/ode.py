@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint
 
-from genbench.solver import SolverConfig
+from genbench.solver import Solver, SolverConfig
 
 __all__ = [
     "ADAPTIVE_METHODS",
@@ -38,6 +38,7 @@ __all__ = [
     "ODE_METHODS",
     "TRACE_ESTIMATORS",
     "Field",
+    "ODEFlowSolver",
     "ODESamplerConfig",
     "check_ode_options",
     "flow_log_prob",
@@ -272,3 +273,50 @@ class ODESamplerConfig(SolverConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_ode_options(self.method, self.sample_steps, self.rtol, self.atol, self.trace)
+
+
+class ODEFlowSolver(Solver):
+    """A solver whose sampler is an ODE from ``N(0, I)`` at ``t_prior`` to data at ``t_data``.
+
+    Subclasses define :meth:`velocity` and the two times; sampling and the exact
+    ``log_prob`` (the change of variables along the same ODE, backwards) are shared, so
+    every ODE key of :class:`ODESamplerConfig` means the same thing for each of them.
+    """
+
+    config: ODESamplerConfig
+    has_density = True
+    stochastic_sampler = False
+
+    def velocity(self, x: Tensor, t: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def t_prior(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def t_data(self) -> float:
+        raise NotImplementedError
+
+    def _ode_kwargs(self) -> dict:
+        cfg = self.config
+        steps = cfg.sample_steps if cfg.method in FIXED_METHODS else None
+        return dict(method=cfg.method, steps=steps, rtol=cfg.rtol, atol=cfg.atol)
+
+    @torch.no_grad()
+    def _sample(self, n: int, generator: torch.Generator) -> Tensor:
+        prior = torch.randn(n, self.dim, generator=generator, device=self.device)
+        x, self.nfe = integrate(self.velocity, prior, self.t_prior, self.t_data,
+                                **self._ode_kwargs())
+        return x
+
+    @torch.no_grad()
+    def _log_prob(self, z: Tensor) -> Tensor:
+        cfg = self.config
+        # Hutchinson probes from a fixed seed: log_prob is a deterministic function of z.
+        generator = torch.Generator(device=z.device).manual_seed(cfg.trace_seed)
+        log_q, _ = flow_log_prob(
+            self.velocity, z, self.t_data, self.t_prior, trace=cfg.trace,
+            exact_max_dim=cfg.exact_trace_max_dim, generator=generator, **self._ode_kwargs(),
+        )
+        return log_q

@@ -30,10 +30,9 @@ import torch
 from torch import Tensor
 
 from genbench.registry import register_solver
-from genbench.solver import Solver
 from genbench.training import make_ema
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
-from solvers.ode import FIXED_METHODS, ODESamplerConfig, flow_log_prob, integrate
+from solvers.ode import ODEFlowSolver, ODESamplerConfig
 from solvers.schedules import SCHEDULES, VPSchedule
 
 __all__ = ["PFODE", "PFODEConfig"]
@@ -79,13 +78,11 @@ class PFODEConfig(ODESamplerConfig):
 
 
 @register_solver("pfode")
-class PFODE(Solver):
+class PFODE(ODEFlowSolver):
     """VP-SDE score model sampled (and scored) through its probability-flow ODE."""
 
     Config = PFODEConfig
     config: PFODEConfig
-    has_density = True
-    stochastic_sampler = False
 
     def build(self) -> None:
         cfg = self.config
@@ -101,31 +98,16 @@ class PFODE(Solver):
         x_t = alpha * z + sigma * eps
         return (self.net(x_t, t) - eps).pow(2).sum(dim=1).mean()
 
+    @property
+    def t_prior(self) -> float:
+        return self.config.horizon
+
+    @property
+    def t_data(self) -> float:
+        return self.config.t_eps
+
     def velocity(self, x: Tensor, t: Tensor) -> Tensor:
         """The probability-flow drift ``-1/2 beta(t) (x - eps(x, t) / sigma(t))`` (EMA net)."""
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         _, sigma = self.schedule.alpha_sigma(t)
         return -0.5 * self.schedule.beta(t) * (x - self.ema.module(x, t) / sigma)
-
-    def _ode_kwargs(self) -> dict:
-        cfg = self.config
-        steps = cfg.sample_steps if cfg.method in FIXED_METHODS else None
-        return dict(method=cfg.method, steps=steps, rtol=cfg.rtol, atol=cfg.atol)
-
-    @torch.no_grad()
-    def _sample(self, n: int, generator: torch.Generator) -> Tensor:
-        x1 = torch.randn(n, self.dim, generator=generator, device=self.device)
-        x, self.nfe = integrate(self.velocity, x1, self.config.horizon, self.config.t_eps,
-                                **self._ode_kwargs())
-        return x
-
-    @torch.no_grad()
-    def _log_prob(self, z: Tensor) -> Tensor:
-        cfg = self.config
-        # Hutchinson probes from a fixed seed: log_prob is a deterministic function of z.
-        generator = torch.Generator(device=z.device).manual_seed(cfg.trace_seed)
-        log_q, _ = flow_log_prob(
-            self.velocity, z, cfg.t_eps, cfg.horizon, trace=cfg.trace,
-            exact_max_dim=cfg.exact_trace_max_dim, generator=generator, **self._ode_kwargs(),
-        )
-        return log_q
