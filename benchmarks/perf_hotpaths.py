@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import statistics
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,63 +33,19 @@ from typing import Any
 import torch
 from perf_clock import Clock, ratio
 
+from genbench.host_reads import count_host_reads
+
 __all__ = [
-    "CREATORS", "WATCHED", "audit", "count_host_reads", "embedding_whatif", "loop_components",
+    "audit", "embedding_whatif", "loop_components",
     "loop_vs_peer", "run_hotpaths", "time_frequency",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-WATCHED = ("item", "__float__", "__bool__", "__int__", "__index__", "tolist", "cpu", "numpy")
-CREATORS = ("tensor", "as_tensor")
 TINY = {"hidden": 32, "depth": 2, "batch_size": 64, "log_every": 10, "warmup": 5}
 SAMPLE_KNOB = {"cfm": {"method": "euler"}, "pfode": {"method": "euler"},
                "jko": {"sample_method": "euler"}}
 STEP_KEY = {"cfm": "sample_steps", "pfode": "sample_steps", "ddpm": "sample_steps",
             "lsb": "sde_steps", "jko": "sample_steps"}
-
-
-@contextlib.contextmanager
-def count_host_reads() -> Iterator[collections.Counter]:
-    """Count calls of the :data:`WATCHED` tensor methods by ``(method, file, line)``.
-
-    Also counts ``torch.tensor`` / ``torch.as_tensor`` of host data (Python numbers or lists)
-    with an explicit ``device``: on a GPU that is a blocking host-to-device copy, which
-    synchronises like a read-back (``torch.full`` does not).
-    """
-    counts: collections.Counter = collections.Counter()
-    originals = {name: getattr(torch.Tensor, name) for name in WATCHED}
-    creators = {name: getattr(torch, name) for name in CREATORS}
-
-    def record(name: str) -> None:
-        frame = sys._getframe(2)
-        counts[(name, frame.f_code.co_filename, frame.f_lineno)] += 1
-
-    def wrap(name: str, original: Any) -> Any:
-        @functools.wraps(original)
-        def wrapper(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            record(name)
-            return original(self, *args, **kwargs)
-        return wrapper
-
-    def wrap_creator(name: str, original: Any) -> Any:
-        @functools.wraps(original)
-        def wrapper(data: Any, *args: Any, **kwargs: Any) -> Any:
-            if not isinstance(data, torch.Tensor) and kwargs.get("device") is not None:
-                record(f"torch.{name}(host data, device=)")
-            return original(data, *args, **kwargs)
-        return wrapper
-
-    for name, original in originals.items():
-        setattr(torch.Tensor, name, wrap(name, original))
-    for name, original in creators.items():
-        setattr(torch, name, wrap_creator(name, original))
-    try:
-        yield counts
-    finally:
-        for name, original in originals.items():
-            setattr(torch.Tensor, name, original)
-        for name, original in creators.items():
-            setattr(torch, name, original)
 
 
 def _where(path: str) -> tuple[str, str]:
@@ -110,8 +64,7 @@ def _slope(low: collections.Counter, high: collections.Counter, span: int) -> di
     for key in set(low) | set(high):
         delta = (high.get(key, 0) - low.get(key, 0)) / span
         if delta:
-            name, path, line = key
-            per_step[f"{_where(path)[1]}:{line} {name}"] = delta
+            per_step[f"{_where(key.file)[1]}:{key.line} {key.call}"] = delta
     return dict(sorted(per_step.items(), key=lambda kv: -kv[1]))
 
 

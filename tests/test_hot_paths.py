@@ -1,19 +1,10 @@
 """No host read-back or blocking host-to-device copy per step in training and sampling.
 
-On a GPU, reading a device tensor's value on the host (``.item()``, ``float(t)``, ``bool(t)``,
-``int(t)``, ``.tolist()``, ``.cpu()``, ``.numpy()``) waits for every queued kernel, and so
-does ``torch.tensor(python_data, device=...)`` (a blocking copy; ``torch.full`` is not). This
-machine has no GPU, so the tests count those calls instead, by the file that makes them:
-each solver trains (or samples) at two step budgets, and the calls made from this
-repository's code must not grow with the number of steps, except the loss read once per
-``log_every`` steps. Reads inside libraries (torch.optim's host step counters, torchdiffeq's
-and torchsde's step control) are not genbench's and are not counted.
-
-References:
-    PyTorch documentation, "CUDA semantics: asynchronous execution"
-    (``torch.cuda.set_sync_debug_mode`` reports the same reads on a GPU).
-    pytorch/pytorch issue 120996 (``torch.tensor(3.14, device="cuda")`` synchronises,
-    ``torch.full`` does not).
+Reads are counted by :func:`genbench.host_reads.count_host_reads` (this machine has no GPU),
+by the file that makes them: each solver trains (or samples) at two step budgets, and the
+calls made from this repository's code must not grow with the number of steps, except the
+loss read once per ``log_every`` steps. Reads inside libraries (torch.optim's host step
+counters, torchdiffeq's and torchsde's step control) are not genbench's and are not counted.
 """
 
 from __future__ import annotations
@@ -21,20 +12,16 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
+from genbench.host_reads import count_host_reads
 from genbench.registry import get_solver_class, list_solvers
 
 ROOT = Path(__file__).resolve().parents[1]
-WATCHED = ("item", "__float__", "__bool__", "__int__", "__index__", "tolist", "cpu", "numpy")
-# torch.tensor / torch.as_tensor of Python data with a device: a blocking host-to-device copy
-# on a GPU, which waits like a read-back (torch.full does not).
-CREATORS = ("tensor", "as_tensor")
 LOG_EVERY = 10
 TINY = {"hidden": 16, "depth": 2, "batch_size": 32, "log_every": LOG_EVERY, "warmup": 2,
         "max_blocks": 1}
@@ -46,51 +33,21 @@ SAMPLER_STEPS = {"cfm": ("sample_steps", {"method": "euler"}),
                  "ddpm": ("sample_steps", {}),
                  "lsb": ("sde_steps", {}),
                  "jko": ("sample_steps", {"sample_method": "euler"})}
-# Known per-step reads, with the fix proposed in benchmarks/results/perf.md (strict: the
-# test fails once the read is gone, so the mark is removed with the fix).
+# Per-step reads known and not yet fixed, by solver, with the reason (none left): an entry
+# makes the test a strict xfail, so it fails again once the read is gone.
 KNOWN_TRAIN: dict[str, str] = {}
 KNOWN_SAMPLE: dict[str, str] = {}
 
 
 @contextlib.contextmanager
 def repo_reads() -> Iterator[collections.Counter]:
-    """Count read-backs and host-data creations made from this repository, by (file, function)."""
+    """Reads made from this repository's code, by (file, function), minus the designed ones."""
     counts: collections.Counter = collections.Counter()
-    methods = {name: getattr(torch.Tensor, name) for name in WATCHED}
-    creators = {name: getattr(torch, name) for name in CREATORS}
-
-    def record() -> None:
-        code = sys._getframe(2).f_code
-        path = Path(code.co_filename)
-        if ROOT in path.parents and ".venv" not in path.parts:
-            where = (path.relative_to(ROOT).as_posix(), code.co_name)
-            if where not in BY_DESIGN:
-                counts[where] += 1
-
-    def wrap(original):  # noqa: ANN001, ANN202
-        def wrapper(self, *args, **kwargs):  # noqa: ANN001, ANN202
-            record()
-            return original(self, *args, **kwargs)
-        return wrapper
-
-    def wrap_creator(original):  # noqa: ANN001, ANN202
-        def wrapper(data, *args, **kwargs):  # noqa: ANN001, ANN202
-            if not isinstance(data, torch.Tensor) and kwargs.get("device") is not None:
-                record()
-            return original(data, *args, **kwargs)
-        return wrapper
-
-    for name, original in methods.items():
-        setattr(torch.Tensor, name, wrap(original))
-    for name, original in creators.items():
-        setattr(torch, name, wrap_creator(original))
-    try:
+    with count_host_reads() as reads:
         yield counts
-    finally:
-        for name, original in methods.items():
-            setattr(torch.Tensor, name, original)
-        for name, original in creators.items():
-            setattr(torch, name, original)
+    for where, n in reads.within(ROOT).by_function().items():
+        if where not in BY_DESIGN:
+            counts[where] += n
 
 
 def tiny(name: str, **extra: object) -> dict:
