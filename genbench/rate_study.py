@@ -23,7 +23,6 @@ References:
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 import sys
@@ -35,6 +34,8 @@ from typing import Any
 import numpy as np
 
 from genbench.rates import fit_power_law, theory_exponents
+from genbench.storage import atomic_csv_write
+from genbench.sweep_jobs import as_number, load_jobs
 
 __all__ = ["X_KEYS", "analyse", "main", "rate_rows"]
 
@@ -42,13 +43,6 @@ log = logging.getLogger(__name__)
 X_KEYS = {"n_train": "dataset.n_train", "latent_dim": "autoencoder.latent_dim"}
 DECOMPOSITION = ("data_w2", "recon_w2", "data_w2_floor", "data_w2_ratio", "latent_w2_ratio",
                  "data_tv")
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value) if value is not None and not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _groups(jobs: list[Any], x_param: str) -> dict[tuple[str, str], list[Any]]:
@@ -68,7 +62,7 @@ def _groups(jobs: list[Any], x_param: str) -> dict[tuple[str, str], list[Any]]:
 
 
 def _x_value(job: Any, x: str) -> float:
-    return _number(job.metrics.get(x, job.params.get(X_KEYS[x])))
+    return as_number(job.metrics.get(x, job.params.get(X_KEYS[x])))
 
 
 def rate_rows(jobs: list[Any], metrics: Sequence[str], *, smoothness: float = 2.0,
@@ -78,12 +72,12 @@ def rate_rows(jobs: list[Any], metrics: Sequence[str], *, smoothness: float = 2.
     fits, points = [], []
     for (panel, series), group in sorted(_groups(jobs, X_KEYS["n_train"]).items()):
         n = np.array([_x_value(j, "n_train") for j in group])
-        dim = float(np.nanmedian([_number(j.metrics.get("latent_dim")) for j in group]))
+        dim = float(np.nanmedian([as_number(j.metrics.get("latent_dim")) for j in group]))
         for metric in metrics:
-            values = np.array([_number(j.metrics.get(metric)) for j in group])
+            values = np.array([as_number(j.metrics.get(metric)) for j in group])
             baseline_key = metric.replace("data_", "empirical_", 1)
-            baseline = np.array([_number(j.metrics.get(baseline_key)) for j in group])
-            floor = float(np.nanmean([_number(j.metrics.get(f"{metric}_floor")) for j in group]))
+            baseline = np.array([as_number(j.metrics.get(baseline_key)) for j in group])
+            floor = float(np.nanmean([as_number(j.metrics.get(f"{metric}_floor")) for j in group]))
             for size in sorted(set(n)):
                 at = n == size
                 points.append({"panel": panel, "series": series, "metric": metric, "n": size,
@@ -129,21 +123,12 @@ def latent_dim_rows(jobs: list[Any]) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"panel": panel, "series": series, "latent_dim": d,
                                    "count": len(at)}
             for metric in DECOMPOSITION:
-                vals = np.array([_number(j.metrics.get(metric)) for j in at])
+                vals = np.array([as_number(j.metrics.get(metric)) for j in at])
                 finite = np.isfinite(vals).any()
                 row[metric] = float(np.nanmean(vals)) if finite else math.nan
                 row[f"{metric}_std"] = float(np.nanstd(vals)) if finite else math.nan
             rows.append(row)
     return rows
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _fmt(value: Any) -> str:
@@ -184,7 +169,6 @@ def analyse(sweep_dir: str | Path, out_dir: str | Path | None = None, *, x: str 
             metrics: Sequence[str] = ("data_w2", "data_tv"), smoothness: float = 2.0,
             confidence: float = 0.95) -> dict[str, Path]:
     """Read the sweep, write the tables and the figure; returns ``{name: path}``."""
-    from genbench.report import load_jobs
 
     jobs = [j for j in load_jobs(sweep_dir) if j.ok]
     if not jobs:
@@ -207,13 +191,13 @@ def analyse(sweep_dir: str | Path, out_dir: str | Path | None = None, *, x: str 
               + _markdown_table(rows, ["panel", "series", "latent_dim", "count",
                                        *DECOMPOSITION]) + "\n")
         (out / "rates_latent_dim.md").write_text(md)
-        return {"csv": _write_csv(out / "rates_latent_dim.csv", rows),
+        return {"csv": atomic_csv_write(out / "rates_latent_dim.csv", rows),
                 "markdown": out / "rates_latent_dim.md",
                 "figure": plot_latent_dim(rows, out / "rates_latent_dim.png")}
     fits, points = rate_rows(jobs, metrics, smoothness=smoothness, confidence=confidence)
     (out / "rates.md").write_text(_rates_markdown(fits, confidence))
-    return {"csv": _write_csv(out / "rates.csv", fits),
-            "points": _write_csv(out / "rates_points.csv", points),
+    return {"csv": atomic_csv_write(out / "rates.csv", fits),
+            "points": atomic_csv_write(out / "rates_points.csv", points),
             "markdown": out / "rates.md",
             "figure": plot_rates(fits, points, out / "rates.png")}
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import html
-import json
 import logging
 import math
 import os
@@ -39,128 +37,19 @@ from typing import Any
 import numpy as np
 
 from genbench.pipeline import RESULTS_FILE
-from genbench.storage import read_json
+from genbench.storage import atomic_csv_write, read_json
+from genbench.sweep_jobs import Job, as_number, load_jobs
 
 __all__ = ["RANK_METRIC", "Entry", "Job", "Leaderboard", "load_jobs", "main", "write_report"]
 
 log = logging.getLogger(__name__)
 RANK_METRIC = "data_w2_ratio"
 REPORT_DIR = "report"
-# Never a variant: identity of the job, or settings that do not change its result.
-NOT_VARIANT = ("seed", "solver.name", "dataset.name", "device", "resume", "progress",
-               "cache_dir", "experiment_name", "eval.plot", "logger.")
 # The tables' columns, where a sweep has them (the CSV files keep every metric).
 COLUMNS = [("W2/floor", "data_w2_ratio"), ("W2", "data_w2"), ("floor", "data_w2_floor"),
            ("TV", "data_tv"), ("MMD/floor", "data_mmd_ratio"), ("NLL", "nll"),
            ("latent W2/floor", "latent_w2_ratio"), ("recon W2", "recon_w2"), ("NFE", "nfe"),
            ("train s", "train_seconds"), ("sample s", "sample_seconds")]
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat |= _flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _number(value: Any) -> float:
-    """A metric as a float (JSON keeps NaN as null and infinities as strings)."""
-    if isinstance(value, bool) or value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-@dataclass
-class Job:
-    """One job of the sweep, read from its ``results.json``."""
-
-    folder: Path
-    status: str
-    solver: str
-    dataset: str
-    seed: int | None
-    params: dict[str, Any]
-    metrics: dict[str, Any]
-    loss_curve: list[list[float]]
-    error: str = ""
-    varying: dict[str, str] = field(default_factory=dict)  # parameter -> value, as text
-
-    @classmethod
-    def read(cls, folder: Path, data: dict[str, Any]) -> Job:
-        config = data.get("config")
-        if not config:  # failed before validation: fall back on what Hydra saved
-            from omegaconf import OmegaConf
-
-            saved = folder / ".hydra" / "config.yaml"
-            config = OmegaConf.to_container(OmegaConf.load(saved)) if saved.exists() else {}
-        params = {k: v for k, v in _flatten(dict(config)).items()
-                  if not k.startswith(NOT_VARIANT)}
-        error = f"{data.get('error_type', 'Error')}: {data.get('error', '')}"
-        return cls(folder=folder, status=str(data.get("status", "failed")),
-                   solver=str(data.get("solver") or config.get("solver", {}).get("name", "?")),
-                   dataset=str(data.get("dataset") or config.get("dataset", {}).get("name", "?")),
-                   seed=data.get("seed", config.get("seed")), params=params,
-                   metrics=data.get("metrics") or {},
-                   loss_curve=(data.get("train") or {}).get("loss_curve") or [],
-                   error="" if data.get("status") == "ok" else error)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def variant(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.varying.items())
-
-
-def _short(key: str) -> str:
-    return key.removeprefix("solver.")
-
-
-def _value_str(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else json.dumps(value).strip('"')
-
-
-def _assign_variants(jobs: list[Job]) -> None:
-    """Label each job by the parameters that vary within its (solver, data set) pair."""
-    pairs: dict[tuple[str, str], list[Job]] = defaultdict(list)
-    for job in jobs:
-        if job.params:
-            pairs[job.solver, job.dataset].append(job)
-    varying: dict[str, set[str]] = defaultdict(set)
-    for (solver, _), group in pairs.items():
-        for key in set().union(*(j.params for j in group)):
-            if len({json.dumps(j.params.get(key), sort_keys=True) for j in group}) > 1:
-                varying[solver].add(key)
-    for job in jobs:
-        if job.params:
-            job.varying = {_short(k): _value_str(job.params.get(k))
-                           for k in sorted(varying[job.solver])}
-
-
-def load_jobs(sweep_dir: str | Path) -> list[Job]:
-    """Every job under ``sweep_dir`` (any depth), with its variant label."""
-    root = Path(sweep_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"sweep folder not found: {root}")
-    jobs = []
-    for path in sorted(root.rglob(RESULTS_FILE)):
-        data = read_json(path)
-        if data is None:
-            log.warning("unreadable, skipped: %s", path)
-            continue
-        jobs.append(Job.read(path.parent, data))
-    if not jobs:
-        raise FileNotFoundError(f"no {RESULTS_FILE} under {root}; pass a sweep folder "
-                                "(hydra.sweep.dir, e.g. multirun/2026-01-31/12-00-00)")
-    _assign_variants(jobs)
-    return jobs
 
 
 @dataclass
@@ -183,7 +72,7 @@ class Entry:
 
     def mean_std(self, metric: str) -> tuple[float, float]:
         """Mean and sample standard deviation (n - 1) over the seeds that have ``metric``."""
-        v = np.array([_number(j.metrics.get(metric)) for j in self.ok])
+        v = np.array([as_number(j.metrics.get(metric)) for j in self.ok])
         v = v[~np.isnan(v)]
         return (float(v.mean()) if v.size else math.nan,
                 float(v.std(ddof=1)) if v.size > 1 else math.nan)
@@ -232,7 +121,7 @@ class Leaderboard:
     @cached_property
     def metrics(self) -> list[str]:
         names = {k for j in self.jobs if j.ok for k, v in j.metrics.items()
-                 if not math.isnan(_number(v))}
+                 if not math.isnan(as_number(v))}
         known = [m for _, m in COLUMNS if m in names]
         return known + sorted(names - set(known))
 
@@ -270,7 +159,7 @@ class Leaderboard:
         return [{"folder": os.path.relpath(j.folder, self.root), "status": j.status,
                  "solver": j.solver, "dataset": j.dataset, "seed": j.seed,
                  "variant": j.variant}
-                | {m: _number(j.metrics.get(m)) for m in self.metrics} | {"error": j.error}
+                | {m: as_number(j.metrics.get(m)) for m in self.metrics} | {"error": j.error}
                 for j in self.jobs]
 
 
@@ -281,15 +170,6 @@ def _stat_str(mean: float, std: float) -> str:
         return f"{x:.0f}" if abs(x) >= 100 or x == int(x) else f"{x:.{digits}g}"
 
     return num(mean, 3) if math.isnan(std) or std == 0 else f"{num(mean, 3)} ± {num(std, 2)}"
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _tables(board: Leaderboard) -> list[tuple[str, list[str], list[list[str]], int | None]]:
@@ -389,8 +269,8 @@ def write_report(sweep: str | Path | Leaderboard, out_dir: str | Path | None = N
         from genbench.report_figures import draw_figures
 
         figures = draw_figures(board, out)
-    files = {"leaderboard_csv": _write_csv(out / "leaderboard.csv", board.rows()),
-             "runs_csv": _write_csv(out / "runs.csv", board.job_rows())}
+    files = {"leaderboard_csv": atomic_csv_write(out / "leaderboard.csv", board.rows()),
+             "runs_csv": atomic_csv_write(out / "runs.csv", board.job_rows())}
     files["markdown"] = out / "leaderboard.md"
     files["markdown"].write_text(_markdown(board, figures, out))
     files["html"] = out / "report.html"

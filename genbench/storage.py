@@ -7,6 +7,8 @@ sweep would take for a finished result.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -18,7 +20,10 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-__all__ = ["atomic_json_dump", "atomic_npz_save", "atomic_torch_save", "atomic_write", "read_json"]
+__all__ = [
+    "atomic_csv_write", "atomic_json_dump", "atomic_npz_save", "atomic_torch_save", "atomic_write",
+    "read_json",
+]
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -58,6 +63,16 @@ def atomic_json_dump(obj: Any, path: Path) -> Path:
     """Write ``obj`` as indented JSON (NaN as null) atomically."""
     text = json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False)
     return atomic_write(path, lambda fh: fh.write(text.encode() + b"\n"))
+
+
+def atomic_csv_write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Rows as CSV with a header; columns in first-seen order (missing cells left empty)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write(path, lambda fh: fh.write(text.getvalue().encode()))
 
 
 def atomic_npz_save(path: Path, **arrays: Any) -> Path:
