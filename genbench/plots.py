@@ -1,8 +1,10 @@
-"""Figures of one job: generated versus held-out target points."""
+"""Figures of one job (generated versus held-out target points), and the figure writer
+every report uses (atomic, like every other result file)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -11,7 +13,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-__all__ = ["project_2d", "scatter_samples"]
+from genbench.storage import atomic_write  # noqa: E402
+
+__all__ = ["project_2d", "save_figure", "scatter_samples"]
+
+
+def save_figure(fig: Any, path: Path, *, tight: bool = True) -> Path:
+    """Lay out ``fig``, write it atomically to ``path`` (format from the suffix), close it."""
+    if tight:
+        fig.tight_layout()
+    path = Path(path)
+    atomic_write(path, lambda fh: fig.savefig(fh, format=path.suffix.lstrip(".") or "png"))
+    plt.close(fig)
+    return path
 
 
 def project_2d(*arrays: Tensor) -> list[Tensor]:
@@ -39,9 +53,4 @@ def scatter_samples(x_gen: Tensor, x_test: Tensor, path: Path, *, title: str = "
         ax.set_ylim(float(lo[1] - pad[1]), float(hi[1] + pad[1]))
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper right", fontsize=7, markerscale=3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

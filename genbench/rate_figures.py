@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from genbench.plots import save_figure  # noqa: E402
+
 __all__ = ["plot_latent_dim", "plot_rates"]
 
 THEORY_STYLES = (":", "-.", (0, (5, 1, 1, 1, 1, 1)))
@@ -32,15 +34,6 @@ def _grid(n_rows: int, n_cols: int) -> tuple[Any, np.ndarray]:
 def _tick_at(ax: Any, values: list[float]) -> None:
     ax.set_xticks(values, [f"{v:g}" for v in values])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-
-
-def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def plot_rates(fits: list[dict[str, Any]], points: list[dict[str, Any]], path: Path) -> Path:
@@ -97,7 +90,7 @@ def plot_rates(fits: list[dict[str, Any]], points: list[dict[str, Any]], path: P
             ax.set_title(panel, fontsize=9)
             ax.legend(fontsize=6.5, loc="best")
             ax.grid(True, which="both", alpha=0.25)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_latent_dim(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -135,4 +128,4 @@ def plot_latent_dim(rows: list[dict[str, Any]], path: Path) -> Path:
             ax.set_title(panel, fontsize=9)
             ax.legend(fontsize=7)
             ax.grid(True, alpha=0.25)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 from genbench.pipeline import SAMPLES_FILE  # noqa: E402
-from genbench.plots import project_2d  # noqa: E402
+from genbench.plots import project_2d, save_figure  # noqa: E402
 
 if TYPE_CHECKING:
     from genbench.report import Entry, Leaderboard
@@ -89,9 +89,7 @@ def samples_grid(board: Leaderboard, path: Path) -> Path | None:
                     transform=ax.transAxes, fontsize=7, color="0.2")
     fig.suptitle("generated (blue) vs held-out target (black)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, tight=False)
 
 
 def _nfe_keys(entries: list[Entry]) -> set[str]:
@@ -150,10 +148,7 @@ def w2_against_nfe(board: Leaderboard, path: Path, metric: str = "data_w2") -> P
         ax.set_ylabel(metric)
         ax.set_title(dataset, fontsize=10)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _mean_curves(board: Leaderboard, dataset: str) -> list[tuple[np.ndarray, np.ndarray, str]]:
@@ -189,10 +184,7 @@ def loss_curves(board: Leaderboard, path: Path) -> Path | None:
         ax.set_ylabel("training loss (mean over seeds)")
         ax.set_title(dataset, fontsize=10)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def rate_plots(board: Leaderboard, out: Path) -> dict[str, Path]:
