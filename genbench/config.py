@@ -69,8 +69,8 @@ def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) ->
 class EvalConfig:
     """What the harness computes (:mod:`genbench.harness`); sizes are points per sample."""
 
-    max_exact: int = 5000
-    large_n_method: str = "sinkhorn"
+    max_exact: int = 10_000
+    large_n_method: str = "auto"
     sinkhorn_reg: float = 0.01
     sliced_projections: int = 500
     tv_method: str = "auto"
@@ -86,9 +86,10 @@ class EvalConfig:
     plot: bool = True
 
     def __post_init__(self) -> None:
-        if self.large_n_method not in ("sinkhorn", "sliced"):
+        if self.large_n_method not in ("auto", "sinkhorn", "sliced"):
             raise ValueError(
-                f"large_n_method must be 'sinkhorn' or 'sliced', got {self.large_n_method!r}"
+                "large_n_method must be 'auto', 'sinkhorn' or 'sliced', got "
+                f"{self.large_n_method!r}"
             )
         if self.tv_method not in ("auto", "histogram", "classifier"):
             raise ValueError(

@@ -95,6 +95,9 @@ def test_auto_w2_switches_method_at_max_exact():
     x, y = gaussians(60, 2)
     assert w2(x, y, max_exact=60)[1] == "exact"
     assert w2(x, y, max_exact=59, large_n_method="sliced")[1] == "sliced"
+    assert w2(x, y, max_exact=59, large_n_method="sinkhorn")[1] == "sinkhorn"
+    expected = "sinkhorn" if torch.cuda.is_available() else "sliced"  # Sinkhorn is slow on CPU
+    assert w2(x, y, max_exact=59)[1] == expected
 
 
 def test_w2_floor_decreases_with_n():

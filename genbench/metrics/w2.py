@@ -1,8 +1,10 @@
 """The 2-Wasserstein distance between samples, with POT.
 
 ``w2`` is exact (network simplex, ``ot.emd2`` on squared Euclidean costs, CPU) up to
-``max_exact`` points per side; beyond it one of two approximations through POT's torch
-backend, on the GPU when there is one:
+``max_exact`` points per side (10,000 by default: ~25 s and 0.8 GB there); beyond it one of
+two approximations through POT's torch backend, on the GPU when there is one
+(``large_n_method="auto"`` picks Sinkhorn with a GPU and sliced without, because on a CPU
+Sinkhorn costs ~25x the exact solver at equal n; benchmarks/results/perf.md):
 
 - ``sinkhorn``: the square root of the debiased Sinkhorn divergence
   ``S(x, y) = OT_eps(x, y) - (OT_eps(x, x) + OT_eps(y, y)) / 2`` with the transport cost
@@ -40,9 +42,10 @@ import scipy.linalg
 import torch
 from torch import Tensor
 
-__all__ = ["W2_METHODS", "sliced_w2", "w2", "w2_gaussian"]
+__all__ = ["LARGE_N_METHODS", "W2_METHODS", "sliced_w2", "w2", "w2_gaussian"]
 
 W2_METHODS = ("exact", "sinkhorn", "sliced")
+LARGE_N_METHODS = ("auto", "sinkhorn", "sliced")
 
 
 def _check_pair(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
@@ -75,8 +78,8 @@ def w2(
     y: Tensor | np.ndarray,
     *,
     method: str = "auto",
-    max_exact: int = 5000,
-    large_n_method: str = "sinkhorn",
+    max_exact: int = 10_000,
+    large_n_method: str = "auto",
     reg: float = 0.01,
     n_projections: int = 500,
     seed: int = 0,
@@ -84,18 +87,25 @@ def w2(
     """W2 between the empirical measures of ``x`` (n, d) and ``y`` (m, d): ``(value, method)``.
 
     ``method="auto"`` is exact while ``max(n, m) <= max_exact`` and ``large_n_method``
-    beyond. ``reg`` (Sinkhorn) is relative to the mean squared cost, so it means the same at
-    every data scale; ``n_projections`` and ``seed`` fix the sliced directions.
+    beyond (``"auto"``: sinkhorn on a GPU, sliced on a CPU). ``reg`` (Sinkhorn) is relative
+    to the mean squared cost, so it means the same at every data scale; ``n_projections`` and
+    ``seed`` fix the sliced directions.
     """
     if method not in ("auto", *W2_METHODS):
         raise ValueError(f"unknown W2 method {method!r}; choose auto or one of {W2_METHODS}")
-    if large_n_method not in W2_METHODS[1:]:
+    if large_n_method not in LARGE_N_METHODS:
         raise ValueError(
-            f"large_n_method must be one of {W2_METHODS[1:]}, got {large_n_method!r}"
+            f"large_n_method must be one of {LARGE_N_METHODS}, got {large_n_method!r}"
         )
     xt, yt = _check_pair(x, y)
     if method == "auto":
-        method = "exact" if max(len(xt), len(yt)) <= max_exact else large_n_method
+        if max(len(xt), len(yt)) <= max_exact:
+            method = "exact"
+        elif large_n_method == "auto":
+            on_gpu = _approx_device(xt, yt).type == "cuda"
+            method = "sinkhorn" if on_gpu else "sliced"
+        else:
+            method = large_n_method
     if method == "exact":
         xa, ya = xt.cpu().numpy(), yt.cpu().numpy()
         value = ot.emd2(ot.unif(len(xa)), ot.unif(len(ya)), ot.dist(xa, ya),
