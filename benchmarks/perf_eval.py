@@ -30,9 +30,9 @@ __all__ = ["EvalBudget", "run_eval"]
 
 @dataclass
 class EvalBudget:
-    exact_sizes: tuple[int, ...] = (1000, 2000, 4000)
+    exact_sizes: tuple[int, ...] = (1000, 2000, 4000, 8000, 10000)  # up to max_exact
     sinkhorn_sizes: tuple[int, ...] = (1000, 2000)
-    sliced_sizes: tuple[int, ...] = (1000, 2000, 4000, 8000)
+    sliced_sizes: tuple[int, ...] = (1000, 2000, 4000, 8000, 20000)
     floor_n: int = 2000  # the default test size of every data set
     dataset: str = "moons"
 

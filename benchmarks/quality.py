@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DATASETS = ["moons", "8gaussians", "checkerboard"]
 BAR_ALL, BAR_BEST = 2.5, 1.6
-# The config key that sets each sampler's number of steps, and extra keys for the sweep.
-NFE_KEYS: dict[str, tuple[str, dict[str, Any]]] = {
-    "ddpm": ("sample_steps", {}),
-    "pfode": ("sample_steps", {"method": "euler"}),
-    "cfm": ("sample_steps", {"method": "euler"}),
-    "lsb": ("sde_steps", {}),
+# The config key that sets each sampler's number of steps, and the samplers swept (label,
+# extra keys); every sampler of a solver is scored on the same fitted model.
+NFE_KEYS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
+    "ddpm": ("sample_steps", [("ancestral", {"sampler": "ancestral"}),
+                              ("ddim", {"sampler": "ddim", "eta": 0.0})]),
+    "pfode": ("sample_steps", [("euler", {"method": "euler"}), ("rk4", {"method": "rk4"})]),
+    "cfm": ("sample_steps", [("euler", {"method": "euler"}), ("midpoint", {"method": "midpoint"})]),
+    "lsb": ("sde_steps", [("euler", {"sde_method": "euler"})]),
 }
 NFE_GRID = [10, 20, 50, 100, 1000]
 SWEEP_DRAWS = 3
@@ -93,9 +96,9 @@ def nfe_sweep(solver: str, dataset: str, seed: int = 0) -> list[dict[str, Any]]:
     ae, _ = get_autoencoder(rc.autoencoder, rc.dataset, rc.cache_dir)
     model = cls(ae.latent_dim, values)
     model.fit(ae.encode(splits.train))
-    key, extra = NFE_KEYS[solver]
+    key, samplers = NFE_KEYS[solver]
     rows = []
-    for steps in NFE_GRID:
+    for (sampler, extra), steps in ((s, n) for s in samplers for n in NFE_GRID):
         for k, v in {key: steps, **extra}.items():
             setattr(model.config, k, v)
         draws = []
@@ -107,7 +110,8 @@ def nfe_sweep(solver: str, dataset: str, seed: int = 0) -> list[dict[str, Any]]:
             m = w2_with_floor(ae.decode(z), splits.test, splits.reference, EvalConfig(),
                               "data", rc.cache_dir)
             draws.append((m["data_w2"], m["data_w2_ratio"], seconds))
-        rows.append({"solver": solver, "dataset": dataset, "steps": steps, "nfe": model.nfe,
+        rows.append({"solver": solver, "dataset": dataset, "sampler": sampler, "steps": steps,
+                     "nfe": model.nfe,
                      "data_w2": statistics.mean(d[0] for d in draws),
                      "data_w2_ratio": statistics.mean(d[1] for d in draws),
                      "data_w2_ratio_std": statistics.stdev(d[1] for d in draws),
@@ -162,9 +166,10 @@ def markdown(table: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dic
     if sweep:
         lines += ["", f"## W2 against NFE (seed 0, one fitted model per solver, mean of "
                   f"{SWEEP_DRAWS} sampler seeds)", "",
-                  "| solver | data set | steps | NFE | W2 | ratio (mean ± std) | sample s |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['solver']} | {r['dataset']} | {r['steps']} | {r['nfe']} | "
+                  "| solver | data set | sampler | steps | NFE | W2 | ratio (mean ± std) | "
+                  "sample s |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['solver']} | {r['dataset']} | {r.get('sampler', '')} | {r['steps']} | "
+                  f"{r['nfe']} | "
                   f"{r['data_w2']:.3f} | {r['data_w2_ratio']:.2f} ± "
                   f"{r.get('data_w2_ratio_std', 0.0):.2f} | {r['sample_seconds']:.2f} |"
                   for r in sweep]
@@ -180,6 +185,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--no-sweep", action="store_true", help="skip the NFE sweep")
+    parser.add_argument("--sweep-only", action="store_true",
+                        help="run only the NFE sweep (keep the stored benchmark jobs)")
     parser.add_argument("--note", default="", help="a remark printed with the table")
     parser.add_argument("--collect", action="store_true",
                         help="tabulate the jobs already finished under --out; run nothing")
@@ -188,7 +195,8 @@ def main() -> None:
     solvers = args.solvers or list_solvers()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.time()
-    jobs = [(s, d, seed) for s in solvers for d in args.datasets for seed in args.seeds]
+    jobs = [] if args.sweep_only else [
+        (s, d, seed) for s in solvers for d in args.datasets for seed in args.seeds]
     rows = Parallel(n_jobs=1 if args.collect else args.jobs)(
         delayed(run_job)(s, d, seed, args.out, args.collect) for s, d, seed in jobs)
     rows = [r for r in rows if r["status"] != "missing"]
@@ -206,7 +214,7 @@ def main() -> None:
     sweep = [r for r in previous["nfe_sweep"] if (r["solver"], r["dataset"]) not in swept
              ] + sweep
     table = summarise(rows)
-    command = "python benchmarks/quality.py" + (" --collect" if args.collect else "")
+    command = " ".join(["python benchmarks/quality.py", *sys.argv[1:]])
     meta = {"command": command, "machine": f"{os.cpu_count()}-core CPU",
             "date": time.strftime("%Y-%m-%d"), "seeds": args.seeds, "note": args.note,
             "wall_seconds": time.time() - start}
