@@ -37,7 +37,8 @@ def _meta_line(meta: dict[str, Any]) -> str:
             f"{m.get('load_average')}. {meta.get('shared_machine_note', '')}.")
 
 
-def _peer(section: dict[str, Any]) -> list[str]:
+def _peer(section: dict[str, Any], loop: dict[str, Any] | None = None) -> list[str]:
+    """The side-by-side tables; ``loop`` is the interleaved cfm (ot) timing, when measured."""
     b = section["budget"]
     lines = ["## Side by side with torchcfm", "",
              f"Same standardised latents (genbench's identity encoder), width {b['hidden']}, "
@@ -70,12 +71,16 @@ def _peer(section: dict[str, Any]) -> list[str]:
         pair = {r["method"]: r for r in section["summary"] if r["dataset"] == dataset}
         if PEER in pair and "cfm (ot)" in pair:
             p, c = pair[PEER], pair["cfm (ot)"]
+            # One run per seed drifts by ~8 % with the machine; the interleaved best-of-rounds
+            # timing (hot paths section) is the figure the target is judged on when present.
+            step = loop["vs_peer"] if loop else c["ms_per_step_cpu_vs_peer"]
+            how = (f"{_x(step)} cpu interleaved best of rounds; this table's single runs "
+                   f"{_x(c['ms_per_step_cpu_vs_peer'])}") if loop else f"{_x(step)} cpu"
             lines += ["", f"W2 by seed ({steps}-step Euler): torchcfm "
                       f"{[round(v, 4) for v in p['matched_w2_by_seed']]}, cfm (ot) "
                       f"{[round(v, 4) for v in c['matched_w2_by_seed']]}.",
                       f"Targets: cfm step time ≤ torchcfm: "
-                      f"**{'met' if c['ms_per_step_cpu_vs_peer'] <= 1 else 'not met'}** "
-                      f"({_x(c['ms_per_step_cpu_vs_peer'])} cpu); cfm W2 ≤ torchcfm: "
+                      f"**{'met' if step <= 1 else 'not met'}** ({how}); cfm W2 ≤ torchcfm: "
                       f"**{'met' if c['matched_w2_vs_peer'] <= 1 else 'not met'}** "
                       f"({_x(c['matched_w2_vs_peer'])})."]
         lines.append("")
@@ -257,7 +262,10 @@ def markdown(payload: dict[str, Any]) -> str:
              "average it ran under.", "", *before_after(payload)]
     for key, render in (("peer", _peer), ("throughput", _throughput), ("eval", _eval),
                         ("hotpaths", _hotpaths), ("sweep", _sweep)):
-        if key in payload:
+        if key == "peer" and key in payload:
+            loops = {r["method"]: r for r in payload.get("hotpaths", {}).get("loop", [])}
+            lines += _peer(payload[key], loops.get("cfm (ot)"))
+        elif key in payload:
             lines += render(payload[key])
         if key == "throughput":
             lines += _default_cost(payload)
