@@ -56,7 +56,7 @@ FINDINGS: list[tuple[str, str, str]] = [
      "**left**: not genbench's code; JKO pays them per training step because it trains "
      "through `odeint`"),
     ("`genbench/metrics/w2.py` on CPU",
-     "above `max_exact = 5000` the default switches to Sinkhorn, which on a CPU is ~25x "
+     "above `max_exact = 5000` the default switches to Sinkhorn, which on a CPU is 25-40x "
      "slower than the exact solver at equal n",
      "**fixed**: `eval.max_exact` 5000 -> 10,000 (exact stays feasible, ~0.8 GB), and "
      "`eval.large_n_method: auto` takes Sinkhorn on a GPU, sliced W2 on a CPU (the method is "

@@ -4,7 +4,7 @@
 ``max_exact`` points per side (10,000 by default: ~25 s and 0.8 GB there); beyond it one of
 two approximations through POT's torch backend, on the GPU when there is one
 (``large_n_method="auto"`` picks Sinkhorn with a GPU and sliced without, because on a CPU
-Sinkhorn costs ~25x the exact solver at equal n; benchmarks/results/perf.md):
+Sinkhorn costs 25-40x the exact solver at equal n; benchmarks/results/perf.md):
 
 - ``sinkhorn``: the square root of the debiased Sinkhorn divergence
   ``S(x, y) = OT_eps(x, y) - (OT_eps(x, x) + OT_eps(y, y)) / 2`` with the transport cost
