@@ -9,8 +9,8 @@ Sections (each can be run alone; results merge into ``benchmarks/results/perf.js
 - ``throughput``: training steps/s and samples/s per solver against dimension and batch
   (:mod:`perf_throughput`).
 - ``eval``: exact / Sinkhorn / sliced W2 time against n, and the floor cache (:mod:`perf_eval`).
-- ``hotpaths``: host read-backs per step (GPU syncs) and proposed fixes, measured
-  (:mod:`perf_hotpaths`).
+- ``hotpaths``: host read-backs per step (GPU syncs), the training loop interleaved with
+  torchcfm's, and the sampling cost against the time embedding (:mod:`perf_hotpaths`).
 - ``sweep`` (only with ``--sweep``): the wall time of ``genbench -m experiment=quick
   launcher=joblib``.
 
