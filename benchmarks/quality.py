@@ -144,11 +144,14 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown(table: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dict) -> str:
     lines = [
         "# Quality benchmark", "",
-        f"`{meta['command']}` on {meta['machine']}, {meta['date']}; identity encoder, "
-        f"2,000 generated vs 2,000 held-out points, default configs, seeds {meta['seeds']}. "
+        f"{meta['machine']}; identity encoder, 2,000 generated vs 2,000 held-out points, "
+        f"default configs, seeds {meta['seeds']}. "
         f"Ratio = W2 / floor (W2 between two independent target samples of the same size). "
         f"Bar: every solver <= {BAR_ALL}, the best per data set <= {BAR_BEST}.", "",
-        *([f"Note: {meta['note']}", ""] if meta.get("note") else []),
+        "The table merges these runs (a later run replaces the rows it re-ran):", "",
+        *[f"- {h['date']}: `{h['command']}` ({h['wall_seconds'] / 60:.0f} min)"
+          + (f" — {h['note']}" if h.get("note") else "") for h in meta.get("history", [])],
+        "",
         "| data set | solver | seeds | W2 | floor | ratio (mean ± std) | NFE | train s "
         "| sample s |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -206,7 +209,7 @@ def main() -> None:
     sweep = [r for rs in sweeps for r in rs]
     # Merge with earlier results so one solver can be re-run without losing the others.
     previous = json.loads((RESULTS / "quality.json").read_text()) if (
-        RESULTS / "quality.json").exists() else {"runs": [], "nfe_sweep": []}
+        RESULTS / "quality.json").exists() else {"runs": [], "nfe_sweep": [], "meta": {}}
     fresh = {(r["solver"], r["dataset"], r["seed"]) for r in rows}
     rows = [r for r in previous["runs"] if (r["solver"], r["dataset"], r["seed"]) not in fresh
             ] + rows
@@ -215,9 +218,11 @@ def main() -> None:
              ] + sweep
     table = summarise(rows)
     command = " ".join(["python benchmarks/quality.py", *sys.argv[1:]])
-    meta = {"command": command, "machine": f"{os.cpu_count()}-core CPU",
-            "date": time.strftime("%Y-%m-%d"), "seeds": args.seeds, "note": args.note,
+    this = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "note": args.note,
             "wall_seconds": time.time() - start}
+    history = [] if args.collect else [this]
+    meta = {"machine": f"{os.cpu_count()}-core CPU", "seeds": args.seeds,
+            "history": previous.get("meta", {}).get("history", []) + history}
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"meta": meta, "summary": table, "runs": rows, "nfe_sweep": sweep}
     (RESULTS / "quality.json").write_text(json.dumps(payload, indent=2) + "\n")
