@@ -87,8 +87,12 @@ def samples_grid(board: Leaderboard, path: Path) -> Path | None:
             ax.text(0.03, 0.03, f"W2/floor {ratio:.2f} (seed {job.seed})"
                     if isinstance(ratio, (int, float)) else f"seed {job.seed}",
                     transform=ax.transAxes, fontsize=7, color="0.2")
-    fig.suptitle("generated (blue) vs held-out target (black)", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    # One data-set column is too narrow for the title on one line.
+    narrow = len(cols) < 2
+    title = "generated (blue)\nvs held-out target (black)" if narrow else (
+        "generated (blue) vs held-out target (black)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.6 if narrow else 0.35) / fig.get_figheight()))
     return save_figure(fig, path, tight=False)
 
 
