@@ -14,7 +14,7 @@ import logging
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -49,51 +49,69 @@ def _label(solver: str, variant: str) -> str:
 
 
 def samples_grid(board: Leaderboard, path: Path) -> Path | None:
-    """Generated (blue) and target (black) points, one panel per (solver variant, data set)."""
+    """Generated (blue) and target (black) points, one panel per (solver variant, data set).
+
+    Rows are solver variants and columns data sets; a sweep over one data set (the quick
+    sweep) lays its solvers out side by side instead, up to five per row.
+    """
     rows, cols = _row_order(board)[:MAX_GRID_ROWS], board.datasets
     if not rows:
         return None
     cells = {(e.solver, e.variant, e.dataset): e for e in board.entries}
-    fig, axes = plt.subplots(len(rows), len(cols), squeeze=False, dpi=90,
-                             figsize=(2.3 * len(cols) + 0.6, 2.3 * len(rows) + 0.3))
-    for i, (solver, variant) in enumerate(rows):
-        for j, dataset in enumerate(cols):
-            ax = axes[i][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
+    single = len(cols) == 1
+    if single:
+        per_row = min(len(rows), 5)
+        shape = (math.ceil(len(rows) / per_row), per_row)
+        panels = [(divmod(k, per_row), row, cols[0]) for k, row in enumerate(rows)]
+    else:
+        shape = (len(rows), len(cols))
+        panels = [((i, j), row, dataset) for i, row in enumerate(rows)
+                  for j, dataset in enumerate(cols)]
+    fig, axes = plt.subplots(*shape, squeeze=False, dpi=90,
+                             figsize=(2.3 * shape[1] + 0.6, 2.3 * shape[0] + 0.3))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for (i, j), (solver, variant), dataset in panels:
+        ax = axes[i][j]
+        ax.set_axis_on()
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if single:
+            ax.set_title(_label(solver, variant), fontsize=9)
+        else:
             if i == 0:
                 ax.set_title(dataset, fontsize=10, fontweight="bold")
             if j == 0:
                 ax.set_ylabel(_label(solver, variant), fontsize=8)
-            entry = cells.get((solver, variant, dataset))
-            job = min(entry.ok, key=lambda jb: jb.seed or 0) if entry and entry.ok else None
-            if job is None or not (job.folder / SAMPLES_FILE).exists():
-                ax.text(0.5, 0.5, "failed" if entry else "not run", ha="center",
-                        va="center", transform=ax.transAxes, color="0.4")
-                continue
-            with np.load(job.folder / SAMPLES_FILE) as npz:
-                test, gen = (torch.from_numpy(npz[k][:MAX_POINTS]).float()
-                             for k in ("x_test", "x_gen"))
-            test, gen = project_2d(test, gen)
-            # the target on top, small and dark: its shape stays readable over the samples
-            ax.scatter(gen[:, 0], gen[:, 1], s=3, c="tab:blue", alpha=0.35, linewidths=0)
-            ax.scatter(test[:, 0], test[:, 1], s=1, c="0.15", alpha=0.6, linewidths=0)
-            lo, hi = test.min(0).values.numpy(), test.max(0).values.numpy()
-            pad = 0.15 * (hi - lo) + 1e-6
-            ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
-            if test.shape[1] > 1:
-                ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
-            ratio = job.metrics.get("data_w2_ratio")
-            ax.text(0.03, 0.03, f"W2/floor {ratio:.2f} (seed {job.seed})"
-                    if isinstance(ratio, (int, float)) else f"seed {job.seed}",
-                    transform=ax.transAxes, fontsize=7, color="0.2")
-    # One data-set column is too narrow for the title on one line.
-    narrow = len(cols) < 2
-    title = "generated (blue)\nvs held-out target (black)" if narrow else (
-        "generated (blue) vs held-out target (black)")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - (0.6 if narrow else 0.35) / fig.get_figheight()))
+        _scatter_panel(ax, cells.get((solver, variant, dataset)))
+    where = f"{cols[0]}: " if single else ""
+    fig.suptitle(f"{where}generated (blue) vs held-out target (black)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return save_figure(fig, path, tight=False)
+
+
+def _scatter_panel(ax: Any, entry: Entry | None) -> None:
+    """One panel: the first successful seed's samples over its target, or why there are none."""
+    job = min(entry.ok, key=lambda jb: jb.seed or 0) if entry and entry.ok else None
+    if job is None or not (job.folder / SAMPLES_FILE).exists():
+        ax.text(0.5, 0.5, "failed" if entry else "not run", ha="center",
+                va="center", transform=ax.transAxes, color="0.4")
+        return
+    with np.load(job.folder / SAMPLES_FILE) as npz:
+        test, gen = (torch.from_numpy(npz[k][:MAX_POINTS]).float() for k in ("x_test", "x_gen"))
+    test, gen = project_2d(test, gen)
+    # the target on top, small and dark: its shape stays readable over the samples
+    ax.scatter(gen[:, 0], gen[:, 1], s=3, c="tab:blue", alpha=0.35, linewidths=0)
+    ax.scatter(test[:, 0], test[:, 1], s=1, c="0.15", alpha=0.6, linewidths=0)
+    lo, hi = test.min(0).values.numpy(), test.max(0).values.numpy()
+    pad = 0.15 * (hi - lo) + 1e-6
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    if test.shape[1] > 1:
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ratio = job.metrics.get("data_w2_ratio")
+    ax.text(0.03, 0.03, f"W2/floor {ratio:.2f} (seed {job.seed})"
+            if isinstance(ratio, (int, float)) else f"seed {job.seed}",
+            transform=ax.transAxes, fontsize=7, color="0.2")
 
 
 def _nfe_keys(entries: list[Entry]) -> set[str]:
