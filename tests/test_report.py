@@ -192,3 +192,15 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
     assert has((0xE4, 0xF4, 0xE4)), "no highlighted best row in the screenshot"
     assert has((31, 119, 180), tol=0.12), "no scatter points in the screenshot"
+
+
+def test_sample_grid_layout(sweep, tmp_path):
+    """Solver rows by data-set columns; one data set lays its solvers out side by side."""
+    from genbench.report_figures import samples_grid
+
+    tall = plt.imread(samples_grid(Leaderboard.load(sweep), tmp_path / "grid.png")).shape
+    for solver in "abcd":
+        write_job(tmp_path / "one", solver, "moons", 0)
+    wide = plt.imread(samples_grid(Leaderboard.load(tmp_path / "one"), tmp_path / "one.png")).shape
+    assert tall[0] > tall[1]  # (height, width): 3 variants x 2 data sets
+    assert wide[1] > 2 * wide[0]  # 4 solvers in one row, not one tall column
