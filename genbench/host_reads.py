@@ -9,7 +9,7 @@ sampling loops make none per step. Plugin authors can run the same check on thei
 
     with count_host_reads() as reads:
         solver.fit(z)
-    per_file = reads.by_file(root)   # {(relative path, function): count}
+    mine = reads.within(root).by_function()   # {(path below root, function): count}
 
 References:
     PyTorch documentation, "CUDA semantics: asynchronous execution"

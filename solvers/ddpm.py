@@ -113,8 +113,8 @@ class DDPM(Solver):
                 # error by 1/sqrt(abar) (2e4 for the cosine schedule); a strided step carries
                 # it into x. Clipping to the data's range (Ho et al. clip to [-1, 1]) stops it.
                 x0 = torch.maximum(torch.minimum(x0, self.x0_high), self.x0_low)
-                eps = (x - abar**0.5 * x0) / (1 - abar) ** 0.5
             if cfg.sampler == "ddim":
+                eps = (x - abar**0.5 * x0) / (1 - abar) ** 0.5  # the eps of the (clipped) x0
                 var = cfg.eta**2 * (1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)
                 x = abar_prev**0.5 * x0 + max(0.0, 1 - abar_prev - var) ** 0.5 * eps
             else:

@@ -232,7 +232,8 @@ class LSB(Solver):
 
         def locate(s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             k = s.detach().floor().clamp(0.0, last_step).reshape(1)
-            start, end = times.index_select(0, k.long()), times.index_select(0, k.long() + 1)
+            index = k.long()
+            start, end = times.index_select(0, index), times.index_select(0, index + 1)
             return k, start, end - start
 
         def drift(s: Tensor, x: Tensor) -> Tensor:

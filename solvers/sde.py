@@ -50,7 +50,7 @@ class SDE(nn.Module):
         self.drift = drift
         self.diffusion = diffusion
         self.nfe = 0
-        self._last: tuple[Tensor, Tensor, Tensor] | None = None
+        self._last: tuple[Tensor, Tensor] | None = None  # (state, drift at it)
 
     def f(self, t: Tensor, x: Tensor) -> Tensor:
         # torchsde.sdeint calls f(t0, x0) once to check shapes and the first step calls it
@@ -60,11 +60,11 @@ class SDE(nn.Module):
         # solvers evaluate any one state object at a single time (tests/test_lsb.py checks
         # the cached and uncached paths agree for every method).
         last = self._last
-        if last is not None and x is last[1]:
-            return last[2]
+        if last is not None and x is last[0]:
+            return last[1]
         self.nfe += 1
         out = self.drift(t, x)
-        self._last = (t, x, out)
+        self._last = (x, out)
         return out
 
     def g(self, t: Tensor, x: Tensor) -> Tensor:
