@@ -1,10 +1,10 @@
 """Evaluation cost: W2 by method against sample size, and the on-disk cache of the floors.
 
-Two independent moons samples of ``n`` points each are scored by :func:`genbench.metrics.w2`
+Two independent moons samples of ``n`` points each are scored by :func:`genbench.eval.metrics.w2`
 with ``method="exact"`` (POT's network simplex on the dense cost matrix, CPU), ``"sinkhorn"``
 (debiased, log domain, POT's torch backend) and ``"sliced"`` (500 directions). The floor of a
 data set (W2 between its test and reference splits) is computed by
-:func:`genbench.harness.floor_w2` and cached under ``cache_dir/floors``: a second call with
+:func:`genbench.eval.harness.floor_w2` and cached under ``cache_dir/floors``: a second call with
 the same samples and settings must read the file instead of solving again.
 
 References:
@@ -45,7 +45,7 @@ def _samples(dataset: str, n: int) -> tuple[Any, Any]:
 
 
 def _w2_timings(budget: EvalBudget, log: Any) -> list[dict[str, Any]]:
-    from genbench.metrics.w2 import w2
+    from genbench.eval.metrics.w2 import w2
 
     rows = []
     for method, sizes in (("exact", budget.exact_sizes), ("sinkhorn", budget.sinkhorn_sizes),
@@ -63,9 +63,9 @@ def _w2_timings(budget: EvalBudget, log: Any) -> list[dict[str, Any]]:
 
 
 def _floor_cache(budget: EvalBudget, log: Any) -> dict[str, Any]:
-    """Miss then hit of :func:`genbench.harness.floor_w2` in a fresh cache folder."""
-    from genbench.config import EvalConfig
-    from genbench.harness import floor_w2
+    """Miss then hit of :func:`genbench.eval.harness.floor_w2` in a fresh cache folder."""
+    from genbench.core.config import EvalConfig
+    from genbench.eval.harness import floor_w2
 
     test, reference = _samples(budget.dataset, budget.floor_n)
     cfg = EvalConfig()

@@ -163,7 +163,7 @@ def _rate(index: dict, method: str, dim: int, batches: list[int]) -> float | Non
 
 def _eval(section: dict[str, Any]) -> list[str]:
     lines = ["## Evaluation cost", "",
-             f"`genbench.metrics.w2` between two independent {section['budget']['dataset']} "
+             f"`genbench.eval.metrics.w2` between two independent {section['budget']['dataset']} "
              "samples of n points each (CPU, one thread).", "",
              _meta_line(section.get("meta", {})), "",
              "| method | n | cpu s | wall s | W2 | cost matrix MiB |", "|---|---|---|---|---|---|"]
@@ -171,7 +171,7 @@ def _eval(section: dict[str, Any]) -> list[str]:
               f"{_f(r['w2'], '.4f')} | {_f(r['cost_matrix_mib'], '.0f')} |"
               for r in section["w2"]]
     fc = section["floor_cache"]
-    lines += ["", f"Floor cache (`genbench.harness.floor_w2`, n = {fc['n']:,}, fresh cache "
+    lines += ["", f"Floor cache (`genbench.eval.harness.floor_w2`, n = {fc['n']:,}, fresh cache "
               f"folder): first call {_f(fc['miss_cpu_s'])} s cpu, second call "
               f"{_f(fc['hit_cpu_s'])} s cpu (**{_f(fc['speedup_cpu'], '.0f')}× faster**), "
               f"file written under `floors/`: {fc['files_after_first_call']}, same value on the "
@@ -207,7 +207,7 @@ def _hotpaths(section: dict[str, Any]) -> list[str]:
             f"{owners(r['train_by_owner'], 'optimizer')} | "
             f"{owners(r.get('sample_by_owner'), 'genbench')} | "
             f"{owners(r.get('sample_by_owner'), 'library')} | {', '.join(locations)} |")
-    lines += ["", "(`genbench/training.py:128` at 0.1 per step is the loss read once per "
+    lines += ["", "(`genbench/core/training.py:128` at 0.1 per step is the loss read once per "
               "`log_every` steps, by design.)", "",
               "### The training loop against torchcfm's, interleaved", "",
               "cfm trained for 100 steps on 2-D N(0, I) latents (batch 256, width 256), each "

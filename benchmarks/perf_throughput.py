@@ -1,9 +1,9 @@
 """Throughput of every solver: training steps/s and samples/s against dimension and batch.
 
-Each solver (default config, built with :func:`genbench.registry.create_solver`; ``cfm`` also
+Each solver (default config, built with :func:`genbench.core.registry.create_solver`; ``cfm`` also
 with ``coupling=independent`` to show what the exact OT plan costs) trains on ``N(0, I)``
 latents in dimension 2, 8, 32 and 128 at batch 256 and 1024. The shared loop
-(:func:`genbench.training.train`) is timed after a two-step warm-up fit, for as many steps as
+(:func:`genbench.core.training.train`) is timed after a two-step warm-up fit, for as many steps as
 fill about half a second of CPU; JKO trains one block (its steps are per block). Sampling
 draws 10,000 points with a fixed 10-step sampler (Euler for the ODE solvers), best of two
 draws, so the cost of one network evaluation at that size can be read off and scaled to any
@@ -42,7 +42,7 @@ class ThroughputBudget:
 
 def variants() -> list[tuple[str, str, dict[str, Any]]]:
     """``(label, solver, extra config)`` for every registered solver, plus cfm independent."""
-    from genbench.registry import list_solvers
+    from genbench.core.registry import list_solvers
 
     out = []
     for name in list_solvers():
@@ -57,7 +57,7 @@ def variants() -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def _train_rate(solver: Any, z: torch.Tensor, budget: ThroughputBudget) -> dict[str, Any]:
-    from genbench.training import train
+    from genbench.core.training import train
 
     solver.fit(z, steps=2)  # warm-up; also sets what fit sets (moments, blocks)
     with Clock() as probe:
@@ -90,7 +90,7 @@ def _sample_rate(name: str, solver: Any, budget: ThroughputBudget) -> dict[str, 
 
 
 def run_throughput(budget: ThroughputBudget, log: Any = print) -> dict[str, Any]:
-    from genbench.registry import create_solver
+    from genbench.core.registry import create_solver
 
     rows = []
     for label, name, extra in variants():

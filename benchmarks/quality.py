@@ -1,6 +1,6 @@
 """Quality bar of every solver: W2/floor on the 2-D benchmarks, and W2 against NFE.
 
-Each job goes through :func:`genbench.pipeline.run` with the solver's default config (the
+Each job goes through :func:`genbench.run.pipeline.run` with the solver's default config (the
 same path a user's sweep takes): identity encoder, 2,000 generated vs 2,000 held-out points.
 Then, for solvers whose sampler has a step count, one fitted model per data set is sampled at
 several NFE. Results go to ``benchmarks/results/quality.{json,md}``.
@@ -44,7 +44,7 @@ SWEEP_DRAWS = 3
 def _job_config(solver: str, dataset: str, seed: int) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
-    from genbench.config import register_schemas
+    from genbench.core.config import register_schemas
 
     register_schemas()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
@@ -58,8 +58,8 @@ def run_job(solver: str, dataset: str, seed: int, out: Path,
             collect: bool = False) -> dict[str, Any]:
     import torch
 
-    from genbench.pipeline import RESULTS_FILE, run
-    from genbench.storage import read_json
+    from genbench.run.pipeline import RESULTS_FILE, run
+    from genbench.run.storage import read_json
 
     torch.set_num_threads(1)
     folder = out / f"{solver}-{dataset}-s{seed}"
@@ -80,12 +80,12 @@ def nfe_sweep(solver: str, dataset: str, seed: int = 0) -> list[dict[str, Any]]:
     """Fit once, then sample at each NFE of ``NFE_GRID`` and score."""
     import torch
 
-    from genbench.autoencoder import get_autoencoder
-    from genbench.config import EvalConfig
+    from genbench.codecs.autoencoder import get_autoencoder
+    from genbench.core.config import EvalConfig
+    from genbench.core.registry import get_solver_class
     from genbench.data import build_dataset
-    from genbench.harness import w2_with_floor
-    from genbench.pipeline import _as_run_config
-    from genbench.registry import get_solver_class
+    from genbench.eval.harness import w2_with_floor
+    from genbench.run.pipeline import _as_run_config
 
     torch.set_num_threads(1)
     rc = _as_run_config(_job_config(solver, dataset, seed))
@@ -180,7 +180,7 @@ def markdown(table: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dic
 
 
 def main() -> None:
-    from genbench.registry import list_solvers
+    from genbench.core.registry import list_solvers
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--solvers", nargs="*", default=None)

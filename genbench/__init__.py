@@ -2,8 +2,8 @@
 
 Every solver learns the same target in the latent space of one shared, frozen
 encoder-decoder, and one harness scores them all (W2 beside its sample-noise floor, TV,
-MMD, NLL, NFE, timings). Entry points: :func:`genbench.pipeline.run` (one job),
-:mod:`genbench.registry` (solvers, plugins included), the ``genbench`` Hydra app.
+MMD, NLL, NFE, timings). Entry points: :func:`genbench.run.pipeline.run` (one job),
+:mod:`genbench.core.registry` (solvers, plugins included), the ``genbench`` Hydra app.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -37,9 +37,9 @@ import ot
 import torch
 from torch import Tensor
 
-from genbench.registry import register_solver
-from genbench.solver import TrainCallback
-from genbench.training import make_ema, train
+from genbench.core.registry import register_solver
+from genbench.core.solver import TrainCallback
+from genbench.core.training import make_ema, train
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
 from solvers.ode import ODEFlowSolver, ODESamplerConfig, integrate
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from genbench.registry import register_solver
-from genbench.solver import Solver, SolverConfig
-from genbench.training import make_ema
+from genbench.core.registry import register_solver
+from genbench.core.solver import Solver, SolverConfig
+from genbench.core.training import make_ema
 from solvers.nets import TimeMLP
 from solvers.schedules import SCHEDULES, discrete_alpha_bars
 

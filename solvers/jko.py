@@ -48,10 +48,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from genbench.metrics.w2 import w2
-from genbench.registry import register_solver
-from genbench.solver import Solver, SolverConfig, TrainCallback, gaussian_log_prob
-from genbench.training import make_ema, train
+from genbench.core.registry import register_solver
+from genbench.core.solver import Solver, SolverConfig, TrainCallback, gaussian_log_prob
+from genbench.core.training import make_ema, train
+from genbench.eval.metrics.w2 import w2
 from solvers.nets import TimeMLP
 from solvers.ode import (
     FIXED_METHODS,

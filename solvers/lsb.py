@@ -66,9 +66,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genbench.registry import register_solver
-from genbench.solver import Solver, SolverConfig
-from genbench.training import make_ema
+from genbench.core.registry import register_solver
+from genbench.core.solver import Solver, SolverConfig
+from genbench.core.training import make_ema
 from solvers.nets import TimeMLP
 from solvers.sde import ITO_DIAGONAL_METHODS, SDE, integrate
 

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint
 
-from genbench.solver import Solver, SolverConfig
+from genbench.core.solver import Solver, SolverConfig
 
 __all__ = [
     "ADAPTIVE_METHODS",

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from genbench.registry import register_solver
-from genbench.training import make_ema
+from genbench.core.registry import register_solver
+from genbench.core.training import make_ema
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
 from solvers.ode import ODEFlowSolver, ODESamplerConfig
 from solvers.schedules import SCHEDULES, VPSchedule

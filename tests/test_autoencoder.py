@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genbench.autoencoder import AutoEncoder, AutoencoderConfig, get_autoencoder
-from genbench.config import ConfigError
+from genbench.codecs.autoencoder import AutoEncoder, AutoencoderConfig, get_autoencoder
+from genbench.core.config import ConfigError
 
 MOONS = {"name": "moons", "n_train": 1000, "n_test": 100}
 

@@ -10,11 +10,11 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from genbench.autoencoder import AutoencoderConfig
-from genbench.config import ConfigError, EvalConfig, LoggerConfig, RunConfig, register_schemas
+from genbench.codecs.autoencoder import AutoencoderConfig
+from genbench.core.config import ConfigError, EvalConfig, LoggerConfig, RunConfig, register_schemas
+from genbench.core.registry import get_solver_class
 from genbench.data import DatasetConfig, build_dataset
-from genbench.pipeline import _as_run_config
-from genbench.registry import get_solver_class
+from genbench.run.pipeline import _as_run_config
 from tests.conftest import CONFIG_DIR
 
 register_schemas()

@@ -15,9 +15,9 @@ import pytest
 import torch
 import yaml
 
-from genbench.config import ConfigError
-from genbench.registry import get_solver_class, list_solvers
-from genbench.solver import CapabilityError, DataError, Solver
+from genbench.core.config import ConfigError
+from genbench.core.registry import get_solver_class, list_solvers
+from genbench.core.solver import CapabilityError, DataError, Solver
 from tests.conftest import CONFIG_DIR
 
 DIM = 2

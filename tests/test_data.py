@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from genbench.config import ConfigError
+from genbench.core.config import ConfigError
 from genbench.data import DATASETS, build_dataset, list_datasets
 from genbench.data.mixtures import GaussianMixture, MixtureParams, eight_gaussians, random_mixture
 

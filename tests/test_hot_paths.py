@@ -1,6 +1,6 @@
 """No host read-back or blocking host-to-device copy per step in training and sampling.
 
-Reads are counted by :func:`genbench.host_reads.count_host_reads` (this machine has no GPU),
+Reads are counted by :func:`genbench.core.host_reads.count_host_reads` (this machine has no GPU),
 by the file that makes them: each solver trains (or samples) at two step budgets, and the
 calls made from this repository's code must not grow with the number of steps, except the
 loss read once per ``log_every`` steps. Reads inside libraries (torch.optim's host step
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from genbench.host_reads import count_host_reads
-from genbench.registry import get_solver_class, list_solvers
+from genbench.core.host_reads import count_host_reads
+from genbench.core.registry import get_solver_class, list_solvers
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_EVERY = 10

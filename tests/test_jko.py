@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from genbench.config import ConfigError
-from genbench.solver import Solver
+from genbench.core.config import ConfigError
+from genbench.core.solver import Solver
 from solvers.jko import JKOFlow
 
 SMALL = {"hidden": 32, "depth": 2, "batch_size": 128, "lr": 5e-3, "warmup": 20,

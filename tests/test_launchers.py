@@ -20,9 +20,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import genbench.cli
-from genbench.callbacks import LAUNCHER_PLUGINS, job_line, missing_launcher_hint, sweep_id
-from genbench.config import register_schemas
+import genbench.sweep.cli
+from genbench.core.config import register_schemas
+from genbench.sweep.callback import LAUNCHER_PLUGINS, job_line, missing_launcher_hint, sweep_id
 from tests.conftest import CONFIG_DIR
 
 register_schemas()
@@ -33,7 +33,7 @@ NO_PLOTS = "hydra.callbacks.sweep.plots=false"
 
 def run_genbench(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
     env = os.environ | {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
-    return subprocess.run([sys.executable, "-m", "genbench.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "genbench.sweep.cli", *args], capture_output=True,
                           text=True, env=env, timeout=timeout)
 
 
@@ -152,14 +152,14 @@ def test_ray_preset_needs_its_plugin():
 def test_missing_launcher_hint(monkeypatch):
     assert missing_launcher_hint(["launcher=local", "seed=0,1"]) is None
     assert missing_launcher_hint(["launcher=joblib"]) is None  # installed in the test extra
-    monkeypatch.setattr("genbench.callbacks._installed", lambda module: False)
+    monkeypatch.setattr("genbench.sweep.callback._installed", lambda module: False)
     assert "pip install 'genbench[slurm]'" in missing_launcher_hint(["launcher=slurm"])
     assert "pip install 'genbench[joblib]'" in missing_launcher_hint(["launcher=joblib"])
     assert "pip install 'genbench[ray]'" in missing_launcher_hint(["hydra/launcher=ray_aws"])
 
 
-@pytest.mark.skipif("missing_launcher_hint" not in inspect.getsource(genbench.cli),
-                    reason="genbench.cli.main does not call missing_launcher_hint yet")
+@pytest.mark.skipif("missing_launcher_hint" not in inspect.getsource(genbench.sweep.cli),
+                    reason="genbench.sweep.cli.main does not call missing_launcher_hint yet")
 def test_cli_prints_the_install_hint(tmp_path):
     if missing_launcher_hint(["launcher=ray"]) is None:
         pytest.skip("the Ray launcher plugin is installed")
@@ -183,8 +183,8 @@ def test_sweep_id_and_job_line():
 def test_callback_groups_a_sweeps_jobs(monkeypatch):
     from hydra.core.utils import JobReturn, JobStatus
 
-    from genbench.callbacks import SweepCallback
-    from genbench.tracking import SWEEP_ID_ENV
+    from genbench.run.tracking import SWEEP_ID_ENV
+    from genbench.sweep.callback import SweepCallback
 
     monkeypatch.delenv(SWEEP_ID_ENV, raising=False)
     callback = SweepCallback()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genbench.config import ConfigError
-from genbench.registry import create_solver
+from genbench.core.config import ConfigError
+from genbench.core.registry import create_solver
 from solvers.lsb import LSB
 from solvers.sde import ITO_DIAGONAL_METHODS, SDE, integrate
 

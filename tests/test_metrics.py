@@ -18,12 +18,12 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from genbench.autoencoder import get_autoencoder
-from genbench.config import EvalConfig
+from genbench.codecs.autoencoder import get_autoencoder
+from genbench.core.config import EvalConfig
 from genbench.data import build_dataset
-from genbench.harness import Evaluation
-from genbench.metrics import median_bandwidth, mmd, tv, w2, w2_gaussian
-from genbench.metrics.mmd import mmd2
+from genbench.eval.harness import Evaluation
+from genbench.eval.metrics import median_bandwidth, mmd, tv, w2, w2_gaussian
+from genbench.eval.metrics.mmd import mmd2
 
 SHIFT_TV = 2 * norm.cdf(0.5) - 1  # TV between N(0, 1) and N(1, 1)
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from genbench.config import register_schemas
-from genbench.pipeline import RESULTS_FILE, SAMPLES_FILE, resolve_device, run
+from genbench.core.config import register_schemas
+from genbench.run.pipeline import RESULTS_FILE, SAMPLES_FILE, resolve_device, run
 from tests.conftest import CONFIG_DIR
 
 register_schemas()
@@ -52,7 +52,7 @@ def test_smoke_run_writes_results_and_samples(smoke_job):
 
 
 def test_metrics_can_be_recomputed_from_saved_samples(smoke_job):
-    from genbench.metrics import w2
+    from genbench.eval.metrics import w2
 
     _, out, result = smoke_job
     samples = np.load(out / SAMPLES_FILE)
@@ -117,7 +117,7 @@ def test_device_resolution():
 
 def test_cli_runs_one_job(tmp_path):
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "genbench.cli", "experiment=smoke", "progress=false",
+    cmd = [sys.executable, "-m", "genbench.sweep.cli", "experiment=smoke", "progress=false",
            "solver.steps=30", "solver.sample_steps=10", f"hydra.run.dir={tmp_path}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

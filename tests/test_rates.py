@@ -12,10 +12,8 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from genbench.config import EvalConfig, register_schemas
-from genbench.pipeline import _as_run_config
-from genbench.rate_study import analyse, main
-from genbench.rates import (
+from genbench.core.config import EvalConfig, register_schemas
+from genbench.report.rates.fit import (
     empirical_w2_exponent,
     fit_power_law,
     latent_sb_w2_exponent,
@@ -23,6 +21,8 @@ from genbench.rates import (
     oko_w1_exponent,
     theory_exponents,
 )
+from genbench.report.rates.study import analyse, main
+from genbench.run.pipeline import _as_run_config
 
 register_schemas()
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,8 +161,8 @@ def test_eval_yaml_lists_exactly_the_config_fields_and_the_harness_reads_them():
 
     fields = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
     assert yaml.safe_load((ROOT / "configs" / "eval" / "default.yaml").read_text()) == fields
-    harness = (ROOT / "genbench" / "harness.py").read_text()
-    pipeline = (ROOT / "genbench" / "pipeline.py").read_text()
+    harness = (ROOT / "genbench" / "eval" / "harness.py").read_text()
+    pipeline = (ROOT / "genbench" / "run" / "pipeline.py").read_text()
     unused = [name for name in fields
               if f"cfg.{name}" not in harness and f"rc.eval.{name}" not in pipeline]
     assert not unused, f"EvalConfig fields accepted but never read: {unused}"

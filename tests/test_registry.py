@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from genbench import registry
-from genbench.registry import (
+from genbench.core import registry
+from genbench.core.registry import (
     UnknownSolverError,
     create_solver,
     get_solver_class,
     list_solvers,
     register_solver,
 )
-from genbench.solver import Solver
+from genbench.core.solver import Solver
 from solvers.ddpm import DDPM
 
 

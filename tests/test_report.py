@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from genbench.report import Leaderboard, load_jobs, main, write_report  # noqa: E402
+from genbench.report.leaderboard import Leaderboard, load_jobs, main, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "scripts" / "screenshot_report.py"
@@ -196,7 +196,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 def test_sample_grid_layout(sweep, tmp_path):
     """Solver rows by data-set columns; one data set lays its solvers out side by side."""
-    from genbench.report_figures import samples_grid
+    from genbench.report.figures import samples_grid
 
     tall = plt.imread(samples_grid(Leaderboard.load(sweep), tmp_path / "grid.png")).shape
     for solver in "abcd":

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from genbench.config import LoggerConfig, RunConfig, register_schemas
-from genbench.pipeline import run
-from genbench.tracking import (
+from genbench.core.config import LoggerConfig, RunConfig, register_schemas
+from genbench.run.pipeline import run
+from genbench.run.tracking import (
     SWEEP_ID_ENV,
     NullTracker,
     WandbTracker,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genbench.config import ConfigError, validate
+from genbench.core.config import ConfigError, validate
 from genbench.data.digits import digits_array
 from genbench.data.manifold import EmbeddedManifold, ManifoldParams
 from genbench.data.mixtures import (

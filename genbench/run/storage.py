@@ -12,13 +12,13 @@ import io
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-import torch
 
 __all__ = [
     "atomic_csv_write", "atomic_json_dump", "atomic_npz_save", "atomic_torch_save", "atomic_write",
@@ -43,6 +43,13 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     return path
 
 
+def _is_tensor(obj: Any) -> bool:
+    # torch is imported lazily so that reading results (the report) does not load it: an
+    # object can only be a tensor when torch is already imported.
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -50,7 +57,7 @@ def _jsonable(obj: Any) -> Any:
         return [_jsonable(v) for v in obj]
     if isinstance(obj, (np.generic,)):
         obj = obj.item()
-    if isinstance(obj, torch.Tensor) and obj.numel() == 1:
+    if _is_tensor(obj) and obj.numel() == 1:
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
@@ -77,13 +84,15 @@ def atomic_csv_write(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def atomic_npz_save(path: Path, **arrays: Any) -> Path:
     """Save named arrays (tensors are moved to CPU) as a compressed ``.npz`` atomically."""
-    data = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
+    data = {k: (v.detach().cpu().numpy() if _is_tensor(v) else np.asarray(v))
             for k, v in arrays.items()}
     return atomic_write(path, lambda fh: np.savez_compressed(fh, **data))
 
 
 def atomic_torch_save(obj: Any, path: Path) -> Path:
     """``torch.save`` atomically."""
+    import torch
+
     return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 

@@ -1,6 +1,6 @@
 """Experiment tracking: a no-op tracker and a wandb adapter behind one small interface.
 
-``logger=none`` (the default) tracks nothing: the local report (:mod:`genbench.report`)
+``logger=none`` (the default) tracks nothing: the local report (:mod:`genbench.report.leaderboard`)
 needs no account. ``logger=wandb`` runs wandb offline (no account, no network; sync later
 with ``wandb sync``); ``logger.mode=online`` syncs live. Each job is one run named
 ``{solver}-{dataset}-s{seed}``, grouped per sweep (``GENBENCH_SWEEP_ID``, set by the sweep
@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from genbench.config import LoggerConfig, RunConfig
+from genbench.core.config import LoggerConfig, RunConfig
 
 __all__ = [
     "LOGGERS",
@@ -166,7 +166,7 @@ def log_sweep(cfg: LoggerConfig | Mapping[str, Any], *, group: str, directory: P
     is off.
     """
     if not isinstance(cfg, LoggerConfig):
-        from genbench.config import validate
+        from genbench.core.config import validate
 
         cfg = validate(LoggerConfig, cfg, what="the logger config")
     if cfg.name != "wandb":

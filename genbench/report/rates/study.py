@@ -17,7 +17,7 @@ the jobs by everything that varies except the swept axis and the seed, and write
   data W2 (end to end), reconstruction W2, latent W2 over its floor (``rates_latent_dim.*``).
 
 References:
-    See :mod:`genbench.rates` for the fitted model and the theoretical exponents.
+    See :mod:`genbench.report.rates.fit` for the fitted model and the theoretical exponents.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from genbench.rates import fit_power_law, theory_exponents
-from genbench.storage import atomic_csv_write
-from genbench.sweep_jobs import as_number, load_jobs
+from genbench.report.rates.fit import fit_power_law, theory_exponents
+from genbench.run.storage import atomic_csv_write
+from genbench.sweep.jobs import as_number, load_jobs
 
 __all__ = ["X_KEYS", "analyse", "main", "rate_rows"]
 
@@ -183,7 +183,7 @@ def analyse(sweep_dir: str | Path, out_dir: str | Path | None = None, *, x: str 
         raise ValueError(f"x must be auto or one of {list(X_KEYS)}, got {x!r}")
     out = Path(out_dir) if out_dir is not None else Path(sweep_dir) / "rates"
     out.mkdir(parents=True, exist_ok=True)
-    from genbench.rate_figures import plot_latent_dim, plot_rates
+    from genbench.report.rates.figures import plot_latent_dim, plot_rates
 
     if x == "latent_dim":
         rows = latent_dim_rows(jobs)

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from genbench.config import ConfigError, validate
-from genbench.storage import atomic_torch_save
+from genbench.core.config import ConfigError, validate
+from genbench.run.storage import atomic_torch_save
 
 __all__ = ["AutoEncoder", "AutoencoderConfig", "cache_key", "get_autoencoder"]
 

@@ -1,4 +1,4 @@
-"""Figures of the rate study (:mod:`genbench.rate_study`): error against n, and against d*."""
+"""Figures of the rate study (:mod:`genbench.report.rates.study`): error against n and d*."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from genbench.plots import save_figure  # noqa: E402
+from genbench.run.plots import save_figure  # noqa: E402
 
 __all__ = ["plot_latent_dim", "plot_rates"]
 

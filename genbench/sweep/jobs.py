@@ -2,7 +2,8 @@
 
 A variant is the set of hyper-parameters that vary within a (solver, data set) pair, other
 than the seed and the settings that do not change a result; the leaderboard
-(:mod:`genbench.report`) and the rate study (:mod:`genbench.rate_study`) group jobs by it.
+(:mod:`genbench.report.leaderboard`) and the rate study
+(:mod:`genbench.report.rates.study`) group jobs by it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genbench.pipeline import RESULTS_FILE
-from genbench.storage import read_json
+from genbench.run.files import RESULTS_FILE
+from genbench.run.storage import read_json
 
 __all__ = ["NOT_VARIANT", "Job", "as_number", "load_jobs"]
 

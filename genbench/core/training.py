@@ -17,10 +17,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from genbench.solver import DivergenceError
+from genbench.core.solver import DivergenceError
 
 if TYPE_CHECKING:
-    from genbench.solver import Solver, SolverConfig, TrainCallback
+    from genbench.core.solver import Solver, SolverConfig, TrainCallback
 
 __all__ = ["EMA", "make_ema", "make_optimizer", "train"]
 

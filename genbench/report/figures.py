@@ -24,11 +24,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
-from genbench.pipeline import SAMPLES_FILE  # noqa: E402
-from genbench.plots import project_2d, save_figure  # noqa: E402
+from genbench.run.files import SAMPLES_FILE  # noqa: E402
+from genbench.run.plots import project_2d, save_figure  # noqa: E402
 
 if TYPE_CHECKING:
-    from genbench.report import Entry, Leaderboard
+    from genbench.report.leaderboard import Entry, Leaderboard
 
 __all__ = ["draw_figures", "loss_curves", "rate_plots", "samples_grid", "w2_against_nfe"]
 

@@ -67,7 +67,7 @@ def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) ->
 
 @dataclass
 class EvalConfig:
-    """What the harness computes (:mod:`genbench.harness`); sizes are points per sample."""
+    """What the harness computes (:mod:`genbench.eval.harness`); sizes are points per sample."""
 
     max_exact: int = 10_000
     large_n_method: str = "auto"

@@ -7,8 +7,9 @@ a SLURM node), its sweep hook in the process that launched the sweep, after ever
 - ``on_job_start`` names the sweep (``GENBENCH_SWEEP_ID``), so each job's wandb run joins
   its sweep's group;
 - ``on_job_end`` logs one line: the job's status and headline numbers;
-- ``on_multirun_end`` writes the sweep's leaderboard (:func:`genbench.report.write_report`)
-  to ``<sweep dir>/report/`` and, with ``logger=wandb``, logs it as tables in a run of its own.
+- ``on_multirun_end`` writes the sweep's leaderboard
+  (:func:`genbench.report.write_report`) to ``<sweep dir>/report/`` and, with
+  ``logger=wandb``, logs it as tables in a run of its own.
 
 The hooks never fail a sweep: a reporting error is a warning. Turn the report off with
 ``hydra.callbacks.sweep.report=false`` (or drop the callback: ``~hydra.callbacks.sweep``).
@@ -33,7 +34,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from genbench.tracking import SWEEP_ID_ENV
+from genbench.run.tracking import SWEEP_ID_ENV
 
 __all__ = ["LAUNCHER_PLUGINS", "SweepCallback", "job_line", "missing_launcher_hint", "sweep_id"]
 
@@ -133,7 +134,7 @@ class SweepCallback(Callback):
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
-            from genbench.report import Leaderboard, write_report
+            from genbench.report.leaderboard import Leaderboard, write_report
 
             board = Leaderboard.load(sweep_dir)
             files = write_report(board, plots=self.plots)
@@ -147,7 +148,7 @@ class SweepCallback(Callback):
     @staticmethod
     def _log_wandb(logger_cfg: DictConfig, board: Any, files: dict[str, Path],
                    sweep_dir: Path) -> None:
-        from genbench.tracking import log_sweep
+        from genbench.run.tracking import log_sweep
 
         samples = [(f"{j.solver}-{j.dataset}-s{j.seed}" + (f" ({j.variant})" if j.variant else ""),
                     j.folder / "samples.png") for j in board.jobs

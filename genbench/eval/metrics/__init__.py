@@ -1,8 +1,8 @@
 """Distances between samples: W2 (exact, Sinkhorn, sliced), TV (three estimators), MMD."""
 
-from genbench.metrics.mmd import median_bandwidth, mmd
-from genbench.metrics.tv import TV_METHODS, TVResult, tv
-from genbench.metrics.w2 import W2_METHODS, sliced_w2, w2, w2_gaussian
+from genbench.eval.metrics.mmd import median_bandwidth, mmd
+from genbench.eval.metrics.tv import TV_METHODS, TVResult, tv
+from genbench.eval.metrics.w2 import W2_METHODS, sliced_w2, w2, w2_gaussian
 
 __all__ = ["TV_METHODS", "W2_METHODS", "TVResult", "median_bandwidth", "mmd", "sliced_w2", "tv",
            "w2", "w2_gaussian"]

@@ -1,6 +1,6 @@
 """A sweep's leaderboard: every job's ``results.json`` aggregated into CSV, Markdown and HTML.
 
-``genbench-report SWEEP_DIR`` (and the end-of-sweep callback, :mod:`genbench.callbacks`)
+``genbench-report SWEEP_DIR`` (and the end-of-sweep callback, :mod:`genbench.sweep.callback`)
 reads every ``results.json`` under a sweep folder and groups the jobs by data set, solver and
 *variant* -- the hyper-parameters that vary within a (solver, data set) pair, other than the
 seed. Each group gets the mean and standard deviation over its seeds of every metric, and the
@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from genbench.pipeline import RESULTS_FILE
-from genbench.storage import atomic_csv_write, read_json
-from genbench.sweep_jobs import Job, as_number, load_jobs
+from genbench.run.files import RESULTS_FILE
+from genbench.run.storage import atomic_csv_write, read_json
+from genbench.sweep.jobs import Job, as_number, load_jobs
 
 __all__ = ["RANK_METRIC", "Entry", "Job", "Leaderboard", "load_jobs", "main", "write_report"]
 
@@ -266,7 +266,7 @@ def write_report(sweep: str | Path | Leaderboard, out_dir: str | Path | None = N
     out.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Path] = {}
     if plots:
-        from genbench.report_figures import draw_figures
+        from genbench.report.figures import draw_figures
 
         figures = draw_figures(board, out)
     files = {"leaderboard_csv": atomic_csv_write(out / "leaderboard.csv", board.rows()),

@@ -1,4 +1,4 @@
-"""The ``genbench`` command: a Hydra app around :func:`genbench.pipeline.run`.
+"""The ``genbench`` command: a Hydra app around :func:`genbench.run.pipeline.run`.
 
 Configs are read from the checkout's ``configs/`` folder when run from a checkout, else
 from the installed package ``genbench_configs``.
@@ -16,13 +16,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from genbench.config import register_schemas
-from genbench.pipeline import run
+from genbench.core.config import register_schemas
+from genbench.run.pipeline import run
 
 __all__ = ["CONFIG_PATH", "format_result", "main"]
 
 log = logging.getLogger("genbench")
-_CHECKOUT_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+_CHECKOUT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 CONFIG_PATH = (str(_CHECKOUT_CONFIGS) if (_CHECKOUT_CONFIGS / "config.yaml").is_file()
                else "pkg://genbench_configs")
 
@@ -74,7 +74,7 @@ def _app(cfg: DictConfig) -> dict[str, Any]:
 
 def main() -> None:
     """Console entry point."""
-    from genbench.callbacks import missing_launcher_hint
+    from genbench.sweep.callback import missing_launcher_hint
 
     hint = missing_launcher_hint(sys.argv[1:])
     if hint is not None:

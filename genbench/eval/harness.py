@@ -46,16 +46,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genbench.config import EvalConfig
-from genbench.metrics.mmd import median_bandwidth, mmd
-from genbench.metrics.tv import TVResult, tv
-from genbench.metrics.w2 import w2
-from genbench.storage import atomic_json_dump, read_json
+from genbench.core.config import EvalConfig
+from genbench.eval.metrics.mmd import median_bandwidth, mmd
+from genbench.eval.metrics.tv import TVResult, tv
+from genbench.eval.metrics.w2 import w2
+from genbench.run.storage import atomic_json_dump, read_json
 
 if TYPE_CHECKING:
-    from genbench.autoencoder import AutoEncoder
+    from genbench.codecs.autoencoder import AutoEncoder
+    from genbench.core.solver import Solver
     from genbench.data import DataSplits
-    from genbench.solver import Solver
 
 __all__ = ["Evaluation", "cached_floor", "floor_w2", "w2_with_floor"]
 

@@ -1,0 +1,42 @@
+"""One job: fit or load the encoder-decoder, train the solver, sample, score, write results
+(pipeline), atomically (storage), tracked (tracking)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RESULTS_FILE": "genbench.run.files",
+    "SAMPLES_FILE": "genbench.run.files",
+    "atomic_csv_write": "genbench.run.storage",
+    "atomic_json_dump": "genbench.run.storage",
+    "atomic_npz_save": "genbench.run.storage",
+    "atomic_torch_save": "genbench.run.storage",
+    "atomic_write": "genbench.run.storage",
+    "read_json": "genbench.run.storage",
+    "resolve_device": "genbench.run.pipeline",
+    "run": "genbench.run.pipeline",
+    "LOGGERS": "genbench.run.tracking",
+    "SWEEP_ID_ENV": "genbench.run.tracking",
+    "NullTracker": "genbench.run.tracking",
+    "Tracker": "genbench.run.tracking",
+    "WandbTracker": "genbench.run.tracking",
+    "log_sweep": "genbench.run.tracking",
+    "make_tracker": "genbench.run.tracking",
+    "run_name": "genbench.run.tracking",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy re-exports (PEP 562): importing one light module of this package (for example
+    # from the report) does not load torch through its siblings.
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,36 @@
+"""Many jobs: the Hydra command line, its sweep callback (launcher hints included) and the
+loading of a sweep's finished jobs."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "NOT_VARIANT": "genbench.sweep.jobs",
+    "Job": "genbench.sweep.jobs",
+    "as_number": "genbench.sweep.jobs",
+    "load_jobs": "genbench.sweep.jobs",
+    "LAUNCHER_PLUGINS": "genbench.sweep.callback",
+    "SweepCallback": "genbench.sweep.callback",
+    "job_line": "genbench.sweep.callback",
+    "missing_launcher_hint": "genbench.sweep.callback",
+    "sweep_id": "genbench.sweep.callback",
+    "CONFIG_PATH": "genbench.sweep.cli",
+    "format_result": "genbench.sweep.cli",
+    "main": "genbench.sweep.cli",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy re-exports (PEP 562): importing one light module of this package (for example
+    # from the report) does not load torch through its siblings.
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
