@@ -65,7 +65,7 @@ def _w2_timings(budget: EvalBudget, log: Any) -> list[dict[str, Any]]:
 def _floor_cache(budget: EvalBudget, log: Any) -> dict[str, Any]:
     """Miss then hit of :func:`genbench.eval.harness.floor_w2` in a fresh cache folder."""
     from genbench.core.config import EvalConfig
-    from genbench.eval.harness import floor_w2
+    from genbench.eval.floors import floor_w2
 
     test, reference = _samples(budget.dataset, budget.floor_n)
     cfg = EvalConfig()

@@ -84,7 +84,7 @@ def nfe_sweep(solver: str, dataset: str, seed: int = 0) -> list[dict[str, Any]]:
     from genbench.core.config import EvalConfig
     from genbench.core.registry import get_solver_class
     from genbench.data import build_dataset
-    from genbench.eval.harness import w2_with_floor
+    from genbench.eval.floors import w2_with_floor
     from genbench.run.pipeline import _as_run_config
 
     torch.set_num_threads(1)

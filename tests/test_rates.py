@@ -161,7 +161,8 @@ def test_eval_yaml_lists_exactly_the_config_fields_and_the_harness_reads_them():
 
     fields = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
     assert yaml.safe_load((ROOT / "configs" / "eval" / "default.yaml").read_text()) == fields
-    harness = (ROOT / "genbench" / "eval" / "harness.py").read_text()
+    harness = "".join((ROOT / "genbench" / "eval" / name).read_text()
+                      for name in ("harness.py", "floors.py"))
     pipeline = (ROOT / "genbench" / "run" / "pipeline.py").read_text()
     unused = [name for name in fields
               if f"cfg.{name}" not in harness and f"rc.eval.{name}" not in pipeline]

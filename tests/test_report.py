@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from genbench.report.leaderboard import Leaderboard, load_jobs, main, write_report  # noqa: E402
+from genbench.report import Leaderboard, load_jobs, main, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "scripts" / "screenshot_report.py"

@@ -34,123 +34,35 @@ References:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from genbench.core.config import EvalConfig
-from genbench.eval.metrics.mmd import median_bandwidth, mmd
-from genbench.eval.metrics.tv import TVResult, tv
+from genbench.eval.floors import (
+    mmd_with_floor,
+    ratio,
+    tv_settings,
+    tv_with_floor,
+    w2_settings,
+    w2_with_floor,
+)
+from genbench.eval.metrics.tv import tv
 from genbench.eval.metrics.w2 import w2
-from genbench.run.storage import atomic_json_dump, read_json
 
 if TYPE_CHECKING:
     from genbench.codecs.autoencoder import AutoEncoder
     from genbench.core.solver import Solver
     from genbench.data import DataSplits
 
-__all__ = ["Evaluation", "cached_floor", "floor_w2", "w2_with_floor"]
+__all__ = ["Evaluation", "model_log_density"]
 
 log = logging.getLogger(__name__)
-# Part of every floor's cache key: bump it when an estimator changes, so stale floors are
-# recomputed rather than silently reused.
-FLOOR_CACHE_VERSION = 1
-
-
-def _fingerprint(*arrays: Tensor, extra: dict[str, Any]) -> str:
-    h = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode())
-    for a in arrays:
-        h.update(np.ascontiguousarray(a.detach().cpu().numpy()).tobytes())
-    return h.hexdigest()[:20]
-
-
-def cached_floor(kind: str, compute: Callable[[], dict[str, Any]], test: Tensor,
-                 reference: Tensor, settings: dict[str, Any],
-                 cache_dir: str | Path | None) -> dict[str, Any]:
-    """``compute()`` (a floor: a distance between two target samples), cached by content."""
-    if cache_dir is None:
-        return compute()
-    key = _fingerprint(test, reference,
-                       extra={"kind": kind, "version": FLOOR_CACHE_VERSION, **settings})
-    path = Path(cache_dir).expanduser() / "floors" / f"{kind}-{key}.json"
-    cached = read_json(path)
-    if cached is not None:
-        return cached
-    value = compute()
-    atomic_json_dump(value, path)
-    return value
-
-
-def _w2_kwargs(cfg: EvalConfig) -> dict[str, Any]:
-    return {"max_exact": cfg.max_exact, "large_n_method": cfg.large_n_method,
-            "reg": cfg.sinkhorn_reg, "n_projections": cfg.sliced_projections, "seed": cfg.seed}
-
-
-def _tv_kwargs(cfg: EvalConfig) -> dict[str, Any]:
-    return {"method": cfg.tv_method, "max_hist_dim": cfg.tv_histogram_max_dim,
-            "bins": cfg.tv_bins, "classifier_max_n": cfg.tv_classifier_max_n,
-            "confidence": cfg.confidence, "seed": cfg.seed}
-
-
-def _ratio(value: float, floor: float) -> float:
-    return value / floor if floor > 0 else float("nan")
-
-
-def floor_w2(test: Tensor, reference: Tensor, cfg: EvalConfig,
-             cache_dir: str | Path | None = None) -> float:
-    """W2 between two independent target samples; cached on disk by their content."""
-    def compute() -> dict[str, Any]:
-        value, method = w2(test, reference, **_w2_kwargs(cfg))
-        return {"w2": value, "method": method, "n": len(test)}
-
-    return float(cached_floor("w2", compute, test, reference, _w2_kwargs(cfg), cache_dir)["w2"])
-
-
-def w2_with_floor(gen: Tensor, test: Tensor, reference: Tensor, cfg: EvalConfig,
-                  prefix: str, cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """``{prefix}_w2``, ``_floor``, ``_ratio`` and ``_method`` for generated vs test points."""
-    value, method = w2(gen, test, **_w2_kwargs(cfg))
-    floor = floor_w2(test, reference, cfg, cache_dir)
-    return {f"{prefix}_w2": value, f"{prefix}_w2_floor": floor,
-            f"{prefix}_w2_ratio": _ratio(value, floor), f"{prefix}_w2_method": method}
-
-
-def _tv_entry(result: TVResult) -> dict[str, Any]:
-    return {"value": result.value, "method": result.method,
-            "ci": list(result.ci) if result.ci is not None else None}
-
-
-def tv_with_floor(gen: Tensor, test: Tensor, reference: Tensor, cfg: EvalConfig, prefix: str,
-                  cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """``{prefix}_tv``, ``_floor``, ``_method``, ``_ci``: the sample-based TV and its floor."""
-    result = tv(gen, test, **_tv_kwargs(cfg))
-    floor = cached_floor("tv", lambda: _tv_entry(tv(reference, test, **_tv_kwargs(cfg))),
-                         test, reference, _tv_kwargs(cfg), cache_dir)
-    return {f"{prefix}_tv": result.value, f"{prefix}_tv_floor": floor["value"],
-            f"{prefix}_tv_method": result.method,
-            f"{prefix}_tv_ci": list(result.ci) if result.ci is not None else None}
-
-
-def mmd_with_floor(gen: Tensor, test: Tensor, reference: Tensor, cfg: EvalConfig, prefix: str,
-                   cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """``{prefix}_mmd``, ``_floor``, ``_ratio``, ``_bandwidth`` (median rule on the test set)."""
-    bandwidth = median_bandwidth(test, seed=cfg.seed)
-    kwargs = {"bandwidth": bandwidth, "max_n": cfg.mmd_max_n, "seed": cfg.seed}
-    value, _ = mmd(gen, test, **kwargs)
-    floor = cached_floor("mmd", lambda: {"value": mmd(reference, test, **kwargs)[0]},
-                         test, reference, kwargs, cache_dir)["value"]
-    return {f"{prefix}_mmd": value, f"{prefix}_mmd_floor": floor,
-            f"{prefix}_mmd_ratio": _ratio(value, floor), f"{prefix}_mmd_bandwidth": bandwidth}
-
-
 def model_log_density(solver: Solver, ae: AutoEncoder) -> tuple[Callable[[Tensor], Tensor], str]:
     """The solver's log-density as a function of *data* points, and the space it is exact in.
 
@@ -209,9 +121,9 @@ class Evaluation:
         return out
 
     def _reconstruction(self, x_recon: Tensor, x_test: Tensor, floor: float) -> dict[str, Any]:
-        value, method = w2(x_recon, x_test, **_w2_kwargs(self.cfg))
+        value, method = w2(x_recon, x_test, **w2_settings(self.cfg))
         rmse = float((x_recon - x_test).pow(2).sum(1).mean().sqrt())
-        return {"recon_w2": value, "recon_w2_floor": floor, "recon_w2_ratio": _ratio(value, floor),
+        return {"recon_w2": value, "recon_w2_floor": floor, "recon_w2_ratio": ratio(value, floor),
                 "recon_w2_method": method, "recon_rmse": rmse}
 
     def _density(self, splits: DataSplits, ae: AutoEncoder, solver: Solver,
@@ -244,7 +156,7 @@ class Evaluation:
 
     def _empirical(self, x_train: Tensor, x_test: Tensor) -> dict[str, Any]:
         """The training sample scored as if generated: what a memoriser would score."""
-        value, method = w2(x_train, x_test, **_w2_kwargs(self.cfg))
-        result = tv(x_train, x_test, **_tv_kwargs(self.cfg))
+        value, method = w2(x_train, x_test, **w2_settings(self.cfg))
+        result = tv(x_train, x_test, **tv_settings(self.cfg))
         return {"empirical_w2": value, "empirical_w2_method": method,
                 "empirical_tv": result.value, "empirical_tv_method": result.method}

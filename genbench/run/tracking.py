@@ -1,6 +1,6 @@
 """Experiment tracking: a no-op tracker and a wandb adapter behind one small interface.
 
-``logger=none`` (the default) tracks nothing: the local report (:mod:`genbench.report.leaderboard`)
+``logger=none`` (the default) tracks nothing: the local report (:mod:`genbench.report`)
 needs no account. ``logger=wandb`` runs wandb offline (no account, no network; sync later
 with ``wandb sync``); ``logger.mode=online`` syncs live. Each job is one run named
 ``{solver}-{dataset}-s{seed}``, grouped per sweep (``GENBENCH_SWEEP_ID``, set by the sweep

@@ -134,7 +134,7 @@ class SweepCallback(Callback):
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
-            from genbench.report.leaderboard import Leaderboard, write_report
+            from genbench.report import Leaderboard, write_report
 
             board = Leaderboard.load(sweep_dir)
             files = write_report(board, plots=self.plots)

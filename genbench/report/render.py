@@ -1,0 +1,107 @@
+"""The leaderboard as text: its tables, a Markdown page and a self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from genbench.report.leaderboard import Leaderboard
+from genbench.run.files import RESULTS_FILE
+from genbench.run.storage import read_json
+
+__all__ = ["html_page", "markdown", "tables"]
+
+
+def _stat_str(mean: float, std: float) -> str:
+    def num(x: float, digits: int) -> str:
+        if math.isnan(x):
+            return "-"
+        return f"{x:.0f}" if abs(x) >= 100 or x == int(x) else f"{x:.{digits}g}"
+
+    return num(mean, 3) if math.isnan(std) or std == 0 else f"{num(mean, 3)} ± {num(std, 2)}"
+
+
+def tables(board: Leaderboard) -> list[tuple[str, list[str], list[list[str]], int | None]]:
+    """(title, header, rows, index of the best row) of each table of the report."""
+    columns = board.columns()
+    tables = []
+    for dataset in board.datasets:
+        rows = []
+        for e in (e for e in board.entries if e.dataset == dataset):
+            seeds = f"{len(e.ok)}/{len(e.jobs)}"
+            rows.append([str(e.rank or "-"), e.label]
+                        + [_stat_str(*e.mean_std(m)) for _, m in columns] + [seeds])
+        header = ["rank", "solver"] + [name for name, _ in columns] + ["seeds ok"]
+        tables.append((dataset, header, rows, 0 if rows and rows[0][0] == "1" else None))
+    overall = board.overall()
+    if len(board.datasets) > 1 and overall:
+        rows = [[f"{r['mean_rank']:.2f}", f"{r['solver']} ({r['variant']})" if r["variant"]
+                 else r["solver"], str(r["datasets"]), _stat_str(r[f"mean_{board.metric}"],
+                                                                 math.nan)] for r in overall]
+        tables.append(("Overall: mean rank over data sets",
+                       ["mean rank", "solver", "data sets", f"mean {board.metric}"], rows, 0))
+    return tables
+
+
+def markdown(board: Leaderboard, figures: dict[str, Path], out: Path) -> str:
+    lines = [f"# genbench leaderboard: `{board.root}`", "",
+             f"{len(board.jobs)} jobs: {len(board.jobs) - len(board.failed)} ok, "
+             f"{len(board.failed)} failed. Ranked per data set by `{board.metric}` "
+             "(mean ± std over seeds; W2/floor = 1 is as close as a fresh target sample).", ""]
+    for title, header, rows, _ in tables(board):
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
+        lines.append("")
+    if board.failed:
+        lines += ["## Failed jobs", "", "| solver | data set | seed | variant | error | folder |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {j.solver} | {j.dataset} | {j.seed} | {j.variant} | "
+                  f"{j.error.splitlines()[0][:160].replace('|', '/')} | "
+                  f"`{os.path.relpath(j.folder, board.root)}` |" for j in board.failed]
+        lines.append("")
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{name}]({os.path.relpath(p, out)})" for name, p in figures.items()]
+    return "\n".join(lines) + "\n"
+
+
+def html_page(board: Leaderboard, figures: dict[str, Path]) -> str:
+    esc = html.escape
+    parts = [f"<h1>genbench leaderboard</h1><p class=meta><code>{esc(str(board.root))}</code>"
+             f" &middot; {len(board.jobs)} jobs, {len(board.jobs) - len(board.failed)} ok, "
+             f"{len(board.failed)} failed &middot; ranked by <code>{esc(board.metric)}</code> "
+             "(mean &plusmn; std over seeds; 1 = as close as a fresh target sample) &middot; "
+             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC</p>"]
+    for title, header, rows, best in tables(board):
+        head = "".join(f"<th>{esc(h)}</th>" for h in header)
+        body = "".join(
+            f"<tr{' class=best' if i == best else ''}>"
+            + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for i, row in enumerate(rows))
+        parts.append(f"<h2>{esc(title)}</h2><table><tr>{head}</tr>{body}</table>")
+    if board.failed:
+        items = "".join(
+            f"<tr><td>{esc(j.solver)}</td><td>{esc(j.dataset)}</td><td>{j.seed}</td>"
+            f"<td>{esc(j.variant)}</td><td><details><summary>{esc(j.error[:200])}</summary>"
+            f"<pre>{esc((read_json(j.folder / RESULTS_FILE) or {}).get('traceback', ''))}</pre>"
+            f"</details></td></tr>" for j in board.failed)
+        parts.append("<h2>Failed jobs</h2><table class=text><tr><th>solver</th><th>data set</th>"
+                     f"<th>seed</th><th>variant</th><th>error</th></tr>{items}</table>")
+    for name, path in figures.items():
+        data = base64.b64encode(path.read_bytes()).decode()
+        parts.append(f"<h2>{esc(name)}</h2><img alt='{esc(name)}' "
+                     f"src='data:image/png;base64,{data}'>")
+    style = ("body{font-family:system-ui,sans-serif;margin:24px;color:#222}"
+             "table{border-collapse:collapse;margin:8px 0 20px}"
+             "th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;font-size:13px;"
+             "white-space:nowrap}"
+             "td:nth-child(2),th:nth-child(2){text-align:left}tr.best{background:#e4f4e4}"
+             ".text td,.text th{text-align:left;white-space:normal}th{background:#f0f0f0}"
+             ".meta{color:#555}img{max-width:100%;display:block}"
+             "pre{font-size:11px;text-align:left;white-space:pre-wrap}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>genbench report</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
