@@ -81,7 +81,7 @@ def _by_owner(per_step: dict[str, float]) -> dict[str, float]:
 def audit(steps: tuple[int, int] = (20, 40), sample_steps: tuple[int, int] = (10, 20),
           log: Any = print) -> list[dict[str, Any]]:
     """Read-backs per training step and per sampler step for every registered solver."""
-    from genbench.core.registry import create_solver, list_solvers
+    from genbench.core.solver import create_solver, list_solvers
 
     torch.manual_seed(0)
     z = torch.randn(1024, 2)
@@ -121,7 +121,7 @@ def loop_vs_peer(steps: int = 100, repeats: int = 4, log: Any = print) -> list[d
     """
     from perf_peer import PeerBudget, torchcfm_available, train_torchcfm
 
-    from genbench.core.registry import create_solver
+    from genbench.core.solver import create_solver
 
     torch.manual_seed(0)
     z = torch.randn(8192, 2)
@@ -224,7 +224,7 @@ def embedding_whatif(steps: int = 500, log: Any = print) -> list[dict[str, Any]]
     """
     from perf_peer import prepare, w2_exact
 
-    from genbench.core.registry import create_solver
+    from genbench.core.solver import create_solver
     from solvers.nets import SMOOTH_TIME_FREQUENCY
 
     current = SMOOTH_TIME_FREQUENCY

@@ -76,11 +76,11 @@ def torchcfm_available() -> str | None:
 # -- the shared data ---------------------------------------------------------------------
 def prepare(dataset: str, n_eval: int) -> tuple[Any, Tensor, Tensor, Tensor]:
     """``(encoder, z_train, x_test, x_reference)``: genbench's identity encoder, standardised."""
-    from genbench.codecs.autoencoder import AutoEncoder, AutoencoderConfig
+    from genbench.codecs import AutoencoderConfig, build_codec
     from genbench.data import build_dataset
 
     splits = build_dataset({"name": dataset}, seed=0)
-    ae = AutoEncoder(AutoencoderConfig(), splits.dim)
+    ae = build_codec(AutoencoderConfig(), splits.dim)
     ae.fit(splits.train)
     return ae, ae.encode(splits.train), splits.test[:n_eval], splits.reference[:n_eval]
 
@@ -142,7 +142,7 @@ def sample_torchcfm(model: nn.Module, n: int, dim: int, seed: int,
 # -- genbench ----------------------------------------------------------------------------
 def genbench_methods() -> list[tuple[str, str, dict[str, Any]]]:
     """``(label, solver, extra config)``: cfm with the OT coupling first, then the others."""
-    from genbench.core.registry import list_solvers
+    from genbench.core.solver import list_solvers
 
     methods = [("cfm (ot)", "cfm", {"coupling": "ot"}),
                ("cfm (independent)", "cfm", {"coupling": "independent"})]
@@ -164,7 +164,7 @@ def matched_sampler(name: str, steps: int, solver: Any) -> dict[str, Any] | None
 
 
 def genbench_config(name: str, extra: dict[str, Any], budget: PeerBudget) -> dict[str, Any]:
-    from genbench.core.registry import get_solver_class
+    from genbench.core.solver import get_solver_class
 
     config = {"steps": budget.steps, "batch_size": budget.batch_size, "hidden": budget.hidden,
               "depth": budget.depth, "lr": budget.lr, **extra}
@@ -177,7 +177,7 @@ def genbench_config(name: str, extra: dict[str, Any], budget: PeerBudget) -> dic
 
 def run_genbench(name: str, config: dict[str, Any], z: Tensor, seed: int, n: int,
                  sample_steps: int, ae: Any, x_test: Tensor) -> dict[str, Any]:
-    from genbench.core.registry import create_solver
+    from genbench.core.solver import create_solver
 
     torch.manual_seed(seed)
     solver = create_solver(name, z.shape[1], config)

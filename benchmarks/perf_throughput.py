@@ -42,7 +42,7 @@ class ThroughputBudget:
 
 def variants() -> list[tuple[str, str, dict[str, Any]]]:
     """``(label, solver, extra config)`` for every registered solver, plus cfm independent."""
-    from genbench.core.registry import list_solvers
+    from genbench.core.solver import list_solvers
 
     out = []
     for name in list_solvers():
@@ -90,7 +90,7 @@ def _sample_rate(name: str, solver: Any, budget: ThroughputBudget) -> dict[str, 
 
 
 def run_throughput(budget: ThroughputBudget, log: Any = print) -> dict[str, Any]:
-    from genbench.core.registry import create_solver
+    from genbench.core.solver import create_solver
 
     rows = []
     for label, name, extra in variants():

@@ -58,8 +58,8 @@ def run_job(solver: str, dataset: str, seed: int, out: Path,
             collect: bool = False) -> dict[str, Any]:
     import torch
 
+    from genbench.core.storage import read_json
     from genbench.run.pipeline import RESULTS_FILE, run
-    from genbench.run.storage import read_json
 
     torch.set_num_threads(1)
     folder = out / f"{solver}-{dataset}-s{seed}"
@@ -80,9 +80,9 @@ def nfe_sweep(solver: str, dataset: str, seed: int = 0) -> list[dict[str, Any]]:
     """Fit once, then sample at each NFE of ``NFE_GRID`` and score."""
     import torch
 
-    from genbench.codecs.autoencoder import get_autoencoder
+    from genbench.codecs import get_autoencoder
     from genbench.core.config import EvalConfig
-    from genbench.core.registry import get_solver_class
+    from genbench.core.solver import get_solver_class
     from genbench.data import build_dataset
     from genbench.eval.floors import w2_with_floor
     from genbench.run.pipeline import _as_run_config
@@ -180,7 +180,7 @@ def markdown(table: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dic
 
 
 def main() -> None:
-    from genbench.core.registry import list_solvers
+    from genbench.core.solver import list_solvers
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--solvers", nargs="*", default=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genbench.codecs.autoencoder import AutoEncoder, AutoencoderConfig, get_autoencoder
+from genbench.codecs import AutoEncoder, AutoencoderConfig, build_codec, get_autoencoder
 from genbench.core.config import ConfigError
 
 MOONS = {"name": "moons", "n_train": 1000, "n_test": 100}
@@ -84,6 +84,6 @@ def test_bad_configs_fail_clearly(tmp_path):
         get_autoencoder({"name": "identity", "latent_dim": 3}, MOONS, tmp_path)
     with pytest.raises(ConfigError, match="exceeds"):
         get_autoencoder({"name": "pca", "latent_dim": 5}, MOONS, tmp_path)
-    ae = AutoEncoder(AutoencoderConfig(name="identity"), 2)
+    ae = build_codec(AutoencoderConfig(name="identity"), 2)
     with pytest.raises(ConfigError, match=r"\(n, 2\)"):
         ae.encode(torch.zeros(3, 4))

@@ -10,9 +10,9 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from genbench.codecs.autoencoder import AutoencoderConfig
+from genbench.codecs import AutoencoderConfig
 from genbench.core.config import ConfigError, EvalConfig, LoggerConfig, RunConfig, register_schemas
-from genbench.core.registry import get_solver_class
+from genbench.core.solver import get_solver_class
 from genbench.data import DatasetConfig, build_dataset
 from genbench.run.pipeline import _as_run_config
 from tests.conftest import CONFIG_DIR

@@ -16,8 +16,7 @@ import torch
 import yaml
 
 from genbench.core.config import ConfigError
-from genbench.core.registry import get_solver_class, list_solvers
-from genbench.core.solver import CapabilityError, DataError, Solver
+from genbench.core.solver import CapabilityError, DataError, Solver, get_solver_class, list_solvers
 from tests.conftest import CONFIG_DIR
 
 DIM = 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genbench.core.registry import create_solver
+from genbench.core.solver import create_solver
 
 DATA = torch.randn(512, 2, generator=torch.Generator().manual_seed(0)) * torch.tensor([1.0, 0.3])
 TINY = {"hidden": 32, "depth": 2, "steps": 30, "batch_size": 128, "warmup": 5,

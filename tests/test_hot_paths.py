@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from genbench.core.host_reads import count_host_reads
-from genbench.core.registry import get_solver_class, list_solvers
+from genbench.core.solver import get_solver_class, list_solvers
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_EVERY = 10

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from genbench.core.config import ConfigError
-from genbench.core.registry import create_solver
+from genbench.core.solver import create_solver
 from solvers.lsb import LSB
 from solvers.sde import ITO_DIAGONAL_METHODS, SDE, integrate
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from genbench.codecs.autoencoder import get_autoencoder
+from genbench.codecs import get_autoencoder
 from genbench.core.config import EvalConfig
 from genbench.data import build_dataset
 from genbench.eval.harness import Evaluation

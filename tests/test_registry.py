@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from genbench.core import registry
-from genbench.core.registry import (
+from genbench.core.solver import (
+    SOLVERS,
+    Solver,
     UnknownSolverError,
     create_solver,
     get_solver_class,
     list_solvers,
     register_solver,
+    reload_plugins,
 )
-from genbench.core.solver import Solver
 from solvers.ddpm import DDPM
 
 
@@ -71,14 +72,13 @@ def _install_fake_distribution(root: Path, entry_points: str, modules: dict[str,
 @pytest.fixture
 def plugin_path(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
-    saved = dict(registry._registry)
+    saved = SOLVERS.snapshot()
     yield tmp_path
     monkeypatch.undo()  # take the fake distribution off sys.path before rescanning
-    registry._registry.clear()
-    registry._registry.update(saved)
+    SOLVERS.restore(saved)
     for mod in ("fake_genbench_plugin", "broken_genbench_plugin"):
         sys.modules.pop(mod, None)
-    registry.reload_plugins()
+    reload_plugins()
 
 
 PLUGIN_SOURCE = """
@@ -95,7 +95,7 @@ def test_entry_point_solver_is_found(plugin_path):
         "[genbench.solvers]\necho = fake_genbench_plugin:EchoDDPM\n",
         {"fake_genbench_plugin": PLUGIN_SOURCE},
     )
-    registry.reload_plugins()
+    reload_plugins()
     assert "echo" in list_solvers()
     cls = get_solver_class("echo")
     assert cls.__name__ == "EchoDDPM" and issubclass(cls, Solver)
@@ -110,6 +110,6 @@ def test_broken_plugin_warns_and_keeps_builtins(plugin_path):
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        registry.reload_plugins()
+        reload_plugins()
     assert any("broken" in str(w.message) for w in caught)
     assert "ddpm" in list_solvers() and "broken" not in list_solvers()

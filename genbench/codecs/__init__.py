@@ -1,10 +1,12 @@
-"""The shared encoder-decoders (identity, pca, mlp), fitted once and cached by key."""
+"""The shared encoder-decoders (codecs): identity, pca, mlp and plugins, fitted once and cached
+by key."""
 
-from genbench.codecs.autoencoder import AutoEncoder, AutoencoderConfig, cache_key, get_autoencoder
+from genbench.codecs.base import CODECS, AutoEncoder, AutoencoderConfig, register_codec
+from genbench.codecs.cache import build_codec, cache_key, get_autoencoder
+from genbench.codecs.linear import IdentityCodec, LinearCodec, PCACodec
+from genbench.codecs.mlp import MLPCodec
 
 __all__ = [
-    "AutoEncoder",
-    "AutoencoderConfig",
-    "cache_key",
-    "get_autoencoder",
+    "CODECS", "AutoEncoder", "AutoencoderConfig", "IdentityCodec", "LinearCodec", "MLPCodec",
+    "PCACodec", "build_codec", "cache_key", "get_autoencoder", "register_codec",
 ]

@@ -1,5 +1,6 @@
-"""The contract and the machinery every part shares: the Solver base class, the registry,
-the training loop, errors and config validation."""
+"""The contract and the machinery every part shares: the Solver base class and its registry
+(solver), the generic Registry (registry), the training loop (training), errors, config
+validation (config) and atomic file writes (storage)."""
 
 from __future__ import annotations
 
@@ -7,28 +8,38 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ConfigError": "genbench.core.config",
+    "CapabilityError": "genbench.core.errors",
+    "ConfigError": "genbench.core.errors",
+    "DataError": "genbench.core.errors",
+    "DivergenceError": "genbench.core.errors",
+    "UnknownNameError": "genbench.core.errors",
     "EvalConfig": "genbench.core.config",
     "LoggerConfig": "genbench.core.config",
     "RunConfig": "genbench.core.config",
     "register_schemas": "genbench.core.config",
     "validate": "genbench.core.config",
-    "CapabilityError": "genbench.core.solver",
-    "DataError": "genbench.core.solver",
-    "DivergenceError": "genbench.core.solver",
+    "Registry": "genbench.core.registry",
+    "ENTRY_POINT_GROUP": "genbench.core.solver",
+    "SOLVERS": "genbench.core.solver",
     "Solver": "genbench.core.solver",
     "SolverConfig": "genbench.core.solver",
     "TrainCallback": "genbench.core.solver",
-    "ENTRY_POINT_GROUP": "genbench.core.registry",
-    "UnknownSolverError": "genbench.core.registry",
-    "create_solver": "genbench.core.registry",
-    "get_solver_class": "genbench.core.registry",
-    "list_solvers": "genbench.core.registry",
-    "register_solver": "genbench.core.registry",
+    "UnknownSolverError": "genbench.core.solver",
+    "create_solver": "genbench.core.solver",
+    "get_solver_class": "genbench.core.solver",
+    "list_solvers": "genbench.core.solver",
+    "register_solver": "genbench.core.solver",
+    "reload_plugins": "genbench.core.solver",
     "EMA": "genbench.core.training",
     "make_ema": "genbench.core.training",
     "make_optimizer": "genbench.core.training",
     "train": "genbench.core.training",
+    "atomic_csv_write": "genbench.core.storage",
+    "atomic_json_dump": "genbench.core.storage",
+    "atomic_npz_save": "genbench.core.storage",
+    "atomic_torch_save": "genbench.core.storage",
+    "atomic_write": "genbench.core.storage",
+    "read_json": "genbench.core.storage",
 }
 __all__ = sorted(_EXPORTS)
 

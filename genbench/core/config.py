@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from genbench.core.errors import ConfigError
+
 __all__ = [
     "ConfigError",
     "EvalConfig",
@@ -29,10 +31,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, misspelt or of the wrong type."""
 
 
 def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) -> T:

@@ -1,126 +1,121 @@
-"""The solver registry: decorator registration, lookup by name, and plugins.
+"""One registry mechanism for every pluggable part: solvers, data sets and codecs.
 
-Built-in solvers live in the ``solvers`` package and register themselves on import.
-Third-party packages add solvers through the entry-point group ``genbench.solvers``: the
-entry point may name a :class:`~genbench.core.solver.Solver` subclass (registered under the
-entry point's name unless it registered itself) or a module that registers on import.
-Plugins load lazily on the first lookup; a broken plugin warns and never hides the
-built-ins.
+A :class:`Registry` maps names to components. Built-ins register with the decorator
+(:meth:`Registry.register`) when their modules are imported; third-party packages add
+components through an entry-point group (``genbench.solvers``, ``genbench.datasets``,
+``genbench.codecs``): the entry point names either a component (registered under the entry
+point's name unless it registered itself) or a module that registers on import. Built-ins and
+plugins load lazily, on the first lookup; a broken plugin warns and never hides the
+built-ins. An unknown name raises :class:`~genbench.core.errors.UnknownNameError` listing
+the registered names; a name registered twice by different objects is rejected.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Generic, TypeVar
 
-if TYPE_CHECKING:
-    import torch
+from genbench.core.errors import UnknownNameError
 
-    from genbench.core.solver import Solver
+__all__ = ["Registry", "UnknownNameError"]
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "UnknownSolverError",
-    "create_solver",
-    "get_solver_class",
-    "list_solvers",
-    "register_solver",
-]
-
-ENTRY_POINT_GROUP = "genbench.solvers"
-_BUILTIN_PACKAGE = "solvers"
-
-_registry: dict[str, type[Solver]] = {}
-_plugins_loaded = False
-
-S = TypeVar("S", bound="type[Solver]")
+T = TypeVar("T")
+# Data set names such as ``8gaussians`` are not identifiers; spaces and ``=,/`` would break
+# Hydra overrides and folder names.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
-class UnknownSolverError(KeyError):
-    """No solver is registered under the requested name."""
+class Registry(Generic[T]):
+    """Components of one ``kind`` by name, with entry-point plugins from ``group``.
 
-    def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return str(self.args[0])
+    ``builtins``: modules imported before the first lookup (they register on import).
+    ``accepts(obj)``: whether ``obj`` is a component of this kind; ``describe`` names the
+    expected kind in the error. ``on_register(name, obj)`` runs after a registration.
+    """
 
+    def __init__(self, kind: str, group: str, *, builtins: Sequence[str] = (),
+                 accepts: Callable[[object], bool] = lambda obj: True,
+                 describe: str = "component",
+                 on_register: Callable[[str, T], None] | None = None):
+        self.kind, self.group, self.builtins = kind, group, tuple(builtins)
+        self._accepts, self._describe, self._on_register = accepts, describe, on_register
+        self._entries: dict[str, T] = {}
+        self._loaded = False
 
-def register_solver(name: str) -> Callable[[S], S]:
-    """Class decorator registering a :class:`~genbench.core.solver.Solver` under ``name``."""
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"solver name must be a Python identifier, got {name!r}")
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering a component under ``name``; returns it unchanged."""
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValueError(f"{self.kind} name must be letters, digits, '_', '.' or '-', "
+                             f"got {name!r}")
 
-    def decorator(cls: S) -> S:
-        from genbench.core.solver import Solver
+        def decorator(obj: T) -> T:
+            self.add(name, obj)
+            return obj
 
-        if not (isinstance(cls, type) and issubclass(cls, Solver)):
-            raise TypeError(f"@register_solver({name!r}) needs a Solver subclass, got {cls!r}")
-        existing = _registry.get(name)
-        if existing is not None and existing is not cls:
-            raise ValueError(
-                f"solver name {name!r} is already registered by "
-                f"{existing.__module__}.{existing.__qualname__}"
-            )
-        cls.name = name
-        _registry[name] = cls
-        return cls
+        return decorator
 
-    return decorator
+    def add(self, name: str, obj: T) -> None:
+        """Register ``obj`` under ``name`` (the decorator's work, as a call)."""
+        if not self._accepts(obj):
+            raise TypeError(f"{self.kind} {name!r} must be a {self._describe}, got {obj!r}")
+        existing = self._entries.get(name)
+        if existing is not None and existing is not obj:
+            where = getattr(existing, "__module__", "?") + "." + getattr(
+                existing, "__qualname__", type(existing).__name__)
+            raise ValueError(f"{self.kind} name {name!r} is already registered by {where}")
+        self._entries[name] = obj
+        if self._on_register is not None:
+            self._on_register(name, obj)
 
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for module in self.builtins:
+            importlib.import_module(module)
+        for ep in entry_points(group=self.group):
+            try:
+                obj = ep.load()
+                if self._accepts(obj) and all(obj is not v for v in self._entries.values()):
+                    self.add(ep.name, obj)
+            except Exception as err:  # a broken plugin must not break the built-ins
+                warnings.warn(f"could not load genbench {self.kind} plugin {ep.name!r} "
+                              f"({ep.value}): {type(err).__name__}: {err}",
+                              RuntimeWarning, stacklevel=3)
 
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    importlib.import_module(_BUILTIN_PACKAGE)
-    from genbench.core.solver import Solver
+    def reload(self) -> None:
+        """Scan the entry points again (after installing a plugin in a running process)."""
+        self._loaded = False
+        self._load()
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    def names(self) -> list[str]:
+        """Every registered name, built-in and plugin, sorted."""
+        self._load()
+        return sorted(self._entries)
+
+    def get(self, name: str) -> T:
+        """The component registered under ``name``; the error lists the registered names."""
+        self._load()
         try:
-            obj = ep.load()
-            if isinstance(obj, type) and issubclass(obj, Solver) and obj not in _registry.values():
-                register_solver(ep.name)(obj)
-        except Exception as err:  # a broken plugin must not break the built-ins
-            warnings.warn(
-                f"could not load genbench solver plugin {ep.name!r} ({ep.value}): "
-                f"{type(err).__name__}: {err}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            return self._entries[name]
+        except (KeyError, TypeError):
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; registered {self.kind}s: "
+                                   f"{', '.join(sorted(self._entries))}") from None
 
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries
 
-def reload_plugins() -> None:
-    """Scan the entry points again (after installing a plugin in a running process)."""
-    global _plugins_loaded
-    _plugins_loaded = False
-    _load_plugins()
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
 
+    def snapshot(self) -> dict[str, T]:
+        """A copy of the entries (tests restore it with :meth:`restore`)."""
+        return dict(self._entries)
 
-def list_solvers() -> list[str]:
-    """Names of every registered solver, built-in and plugin, sorted."""
-    _load_plugins()
-    return sorted(_registry)
-
-
-def get_solver_class(name: str) -> type[Solver]:
-    """The class registered under ``name``; the error lists the registered names."""
-    _load_plugins()
-    try:
-        return _registry[name]
-    except KeyError:
-        raise UnknownSolverError(
-            f"unknown solver {name!r}; registered solvers: {', '.join(sorted(_registry))}"
-        ) from None
-
-
-def create_solver(
-    name: str,
-    dim: int,
-    config: Mapping[str, Any] | None = None,
-    device: str | torch.device = "cpu",
-) -> Solver:
-    """Build the solver ``name`` for ``dim``-dimensional latents, on ``device``."""
-    cls = get_solver_class(name)
-    return cls(dim, config).to(device)
+    def restore(self, entries: dict[str, T]) -> None:
+        self._entries = dict(entries)

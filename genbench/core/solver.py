@@ -16,35 +16,37 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from genbench.core.config import validate
+from genbench.core.errors import CapabilityError, DataError, DivergenceError, UnknownNameError
+from genbench.core.registry import Registry
+from genbench.core.storage import atomic_torch_save
+from genbench.core.training import train
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "SOLVERS",
     "CapabilityError",
     "DataError",
     "DivergenceError",
     "Solver",
     "SolverConfig",
     "TrainCallback",
+    "UnknownSolverError",
+    "create_solver",
+    "get_solver_class",
+    "list_solvers",
+    "register_solver",
+    "reload_plugins",
 ]
 
 TrainCallback = Callable[[int, dict[str, float]], None]
-
-
-class DataError(ValueError):
-    """Training or evaluation data of the wrong shape, empty, or not finite."""
-
-
-class CapabilityError(NotImplementedError):
-    """The solver does not offer the requested capability (e.g. ``log_prob``)."""
-
-
-class DivergenceError(RuntimeError):
-    """Training produced a non-finite loss; the job stops cleanly."""
+UnknownSolverError = UnknownNameError
+ENTRY_POINT_GROUP = "genbench.solvers"
 
 
 @dataclass
@@ -162,8 +164,6 @@ class Solver(nn.Module, ABC):
         progress: bool = False,
     ) -> dict[str, Any]:
         """Train on latents ``z`` of shape ``(n, dim)``; returns training statistics."""
-        from genbench.core.training import train
-
         z = self.check_data(z)
         self.prepare(z)
         stats = train(self, z, steps=steps or self.config.steps, callback=callback,
@@ -198,8 +198,6 @@ class Solver(nn.Module, ABC):
 
     def save(self, path: str | Path) -> None:
         """Write config and weights to ``path`` (a ``.pt`` file), atomically."""
-        from genbench.run.storage import atomic_torch_save
-
         payload = {
             "name": self.name,
             "dim": self.dim,
@@ -211,8 +209,6 @@ class Solver(nn.Module, ABC):
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Solver:
         """Rebuild a solver written by :meth:`save` (``Solver.load`` dispatches by name)."""
-        from genbench.core.registry import get_solver_class
-
         payload = torch.load(Path(path), map_location=map_location, weights_only=True)
         target = cls if cls is not Solver else get_solver_class(payload["name"])
         solver = target(payload["dim"], payload["config"])
@@ -223,3 +219,44 @@ class Solver(nn.Module, ABC):
 def gaussian_log_prob(z: Tensor) -> Tensor:
     """Log-density of the standard normal in ``z.shape[1]`` dimensions, per row."""
     return -0.5 * (z.pow(2).sum(dim=1) + z.shape[1] * math.log(2 * math.pi))
+
+
+def _name_solver(name: str, cls: type[Solver]) -> None:
+    cls.name = name
+
+
+# The solver registry: built-ins in the top-level ``solvers`` package, plugins in the
+# entry-point group ``genbench.solvers`` (see :mod:`genbench.core.registry`).
+SOLVERS: Registry[type[Solver]] = Registry(
+    "solver", ENTRY_POINT_GROUP, builtins=("solvers",),
+    accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Solver),
+    describe="Solver subclass", on_register=_name_solver)
+S = TypeVar("S", bound=type[Solver])
+
+
+def register_solver(name: str) -> Callable[[S], S]:
+    """Class decorator registering a :class:`Solver` subclass under ``name``."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"solver name must be a Python identifier, got {name!r}")
+    return SOLVERS.register(name)
+
+
+def list_solvers() -> list[str]:
+    """Names of every registered solver, built-in and plugin, sorted."""
+    return SOLVERS.names()
+
+
+def get_solver_class(name: str) -> type[Solver]:
+    """The class registered under ``name``; the error lists the registered names."""
+    return SOLVERS.get(name)
+
+
+def reload_plugins() -> None:
+    """Scan the ``genbench.solvers`` entry points again (after installing a plugin)."""
+    SOLVERS.reload()
+
+
+def create_solver(name: str, dim: int, config: Mapping[str, Any] | None = None,
+                  device: str | torch.device = "cpu") -> Solver:
+    """Build the solver ``name`` for ``dim``-dimensional latents, on ``device``."""
+    return get_solver_class(name)(dim, config).to(device)

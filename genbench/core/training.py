@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from genbench.core.solver import DivergenceError
+from genbench.core.errors import DivergenceError
 
 if TYPE_CHECKING:
     from genbench.core.solver import Solver, SolverConfig, TrainCallback

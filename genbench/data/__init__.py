@@ -18,23 +18,18 @@ import torch
 from torch import Tensor
 
 from genbench.core.config import ConfigError, validate
-from genbench.data.digits import digits_array
-from genbench.data.manifold import EmbeddedManifold, ManifoldParams
-from genbench.data.mixtures import (
-    GaussianMixture,
-    MixtureParams,
-    eight_gaussians,
-    random_mixture,
-    twenty_five_gaussians,
-)
-from genbench.data.toy2d import TOYS
+from genbench.data.mixtures import GaussianMixture
+from genbench.data.registry import DATASETS, DatasetFamily, NoParams, register_dataset
 
-__all__ = ["DATASETS", "DataSplits", "DatasetConfig", "build_dataset", "list_datasets"]
+__all__ = [
+    "DATASETS", "DataSplits", "DatasetConfig", "DatasetFamily", "NoParams", "build_dataset",
+    "list_datasets", "register_dataset",
+]
 
 
 @dataclass
 class DatasetConfig:
-    """Fields common to every data set; the family adds its own (see ``DATASETS``)."""
+    """Fields common to every data set; the family adds its own (its ``params``)."""
 
     name: str = "moons"
     n_train: int = 20000
@@ -45,11 +40,6 @@ class DatasetConfig:
         if self.n_train < 1 or self.n_test < 2:
             raise ValueError(f"n_train must be >= 1 and n_test >= 2, got {self.n_train}, "
                              f"{self.n_test}")
-
-
-@dataclass
-class NoParams:
-    pass
 
 
 @dataclass
@@ -73,39 +63,20 @@ def _rng(name: str, seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream, zlib.crc32(name.encode())])
 
 
-def _family(name: str) -> tuple[type, Callable[[Any], Any]]:
-    """``(params dataclass, factory(params) -> sampler or array)`` of data set ``name``."""
-    if name in TOYS:
-        return NoParams, lambda _: TOYS[name]
-    if name == "8gaussians":
-        return NoParams, lambda _: eight_gaussians()
-    if name == "25gaussians":
-        return NoParams, lambda _: twenty_five_gaussians()
-    if name == "gmm":
-        return MixtureParams, random_mixture
-    if name == "manifold":
-        return ManifoldParams, lambda p: EmbeddedManifold(p)
-    if name == "digits":
-        return NoParams, lambda _: digits_array()
-    raise ConfigError(f"unknown dataset {name!r}; available: {', '.join(list_datasets())}")
-
-
-DATASETS = (*TOYS, "8gaussians", "25gaussians", "gmm", "manifold", "digits")
-
-
 def list_datasets() -> list[str]:
-    return sorted(DATASETS)
+    """Names of every registered data set, built-in and plugin, sorted."""
+    return DATASETS.names()
 
 
 def build_dataset(config: Mapping[str, Any], seed: int) -> DataSplits:
     """Build the splits of the data set described by ``config`` for run ``seed``."""
     config = dict(config)
     name = config.get("name", "moons")
-    params_cls, factory = _family(name)
+    family = DATASETS.get(name)
     common = {k: config.pop(k) for k in list(config) if k in DatasetConfig.__dataclass_fields__}
     base = validate(DatasetConfig, common, what=f"dataset {name!r}")
-    params = validate(params_cls, config, what=f"dataset {name!r}")
-    target = factory(params)
+    params = validate(family.params, config, what=f"dataset {name!r}")
+    target = family.factory(params)
 
     log_prob = None
     if isinstance(target, np.ndarray):

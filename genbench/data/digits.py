@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits
 
+from genbench.data.registry import register_dataset
+
 __all__ = ["digits_array"]
+
+
+@register_dataset("digits")
+def _digits(_params: object) -> np.ndarray:
+    return digits_array()
 
 
 def digits_array() -> np.ndarray:

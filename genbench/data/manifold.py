@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genbench.data.registry import register_dataset
+
 __all__ = ["EmbeddedManifold", "ManifoldParams"]
 
 
@@ -35,6 +37,7 @@ class ManifoldParams:
             raise ValueError(f"noise must be >= 0, got {self.noise}")
 
 
+@register_dataset("manifold", params=ManifoldParams)
 class EmbeddedManifold:
     def __init__(self, params: ManifoldParams):
         self.params = params

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genbench.data.registry import register_dataset
+
 __all__ = ["GaussianMixture", "MixtureParams", "eight_gaussians", "random_mixture",
            "twenty_five_gaussians"]
 
@@ -80,9 +82,14 @@ class MixtureParams:
             raise ValueError("std must be positive and radius non-negative")
 
 
+@register_dataset("gmm", params=MixtureParams)
 def random_mixture(p: MixtureParams) -> GaussianMixture:
     """Means drawn uniformly on the sphere of radius ``p.radius`` (fixed by ``mixture_seed``)."""
     rng = np.random.default_rng(p.mixture_seed)
     directions = rng.standard_normal((p.n_components, p.dim))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     return GaussianMixture(p.radius * directions, p.std)
+
+
+register_dataset("8gaussians")(lambda _params: eight_gaussians())
+register_dataset("25gaussians")(lambda _params: twenty_five_gaussians())

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.datasets import make_circles, make_moons, make_swiss_roll
 
+from genbench.data.registry import register_dataset
+
 __all__ = ["TOYS"]
 
 Sampler = Callable[[int, np.random.Generator], np.ndarray]
@@ -72,3 +74,5 @@ TOYS: dict[str, Sampler] = {
     "pinwheel": pinwheel,
     "2spirals": two_spirals,
 }
+for _name, _sampler in TOYS.items():
+    register_dataset(_name)(lambda _params, sampler=_sampler: sampler)

@@ -21,10 +21,10 @@ import numpy as np
 from torch import Tensor
 
 from genbench.core.config import EvalConfig
+from genbench.core.storage import atomic_json_dump, read_json
 from genbench.eval.metrics.mmd import median_bandwidth, mmd
 from genbench.eval.metrics.tv import TVResult, tv
 from genbench.eval.metrics.w2 import w2
-from genbench.run.storage import atomic_json_dump, read_json
 
 __all__ = [
     "FLOOR_CACHE_VERSION", "cached_floor", "floor_w2", "mmd_with_floor", "ratio", "tv_settings",

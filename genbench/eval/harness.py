@@ -56,7 +56,7 @@ from genbench.eval.metrics.tv import tv
 from genbench.eval.metrics.w2 import w2
 
 if TYPE_CHECKING:
-    from genbench.codecs.autoencoder import AutoEncoder
+    from genbench.codecs import AutoEncoder
     from genbench.core.solver import Solver
     from genbench.data import DataSplits
 

@@ -9,9 +9,9 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from genbench.core.storage import read_json
 from genbench.report.leaderboard import Leaderboard
 from genbench.run.files import RESULTS_FILE
-from genbench.run.storage import read_json
 
 __all__ = ["html_page", "markdown", "tables"]
 

@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from genbench.core.storage import atomic_csv_write
 from genbench.report.leaderboard import RANK_METRIC, Leaderboard
 from genbench.report.render import html_page, markdown
-from genbench.run.storage import atomic_csv_write
 
 __all__ = ["REPORT_DIR", "main", "write_report"]
 

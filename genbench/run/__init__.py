@@ -1,5 +1,5 @@
 """One job: fit or load the encoder-decoder, train the solver, sample, score, write results
-(pipeline), atomically (storage), tracked (tracking)."""
+(pipeline), tracked (tracking), into files named in files."""
 
 from __future__ import annotations
 
@@ -9,12 +9,6 @@ from typing import Any
 _EXPORTS = {
     "RESULTS_FILE": "genbench.run.files",
     "SAMPLES_FILE": "genbench.run.files",
-    "atomic_csv_write": "genbench.run.storage",
-    "atomic_json_dump": "genbench.run.storage",
-    "atomic_npz_save": "genbench.run.storage",
-    "atomic_torch_save": "genbench.run.storage",
-    "atomic_write": "genbench.run.storage",
-    "read_json": "genbench.run.storage",
     "resolve_device": "genbench.run.pipeline",
     "run": "genbench.run.pipeline",
     "LOGGERS": "genbench.run.tracking",

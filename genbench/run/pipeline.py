@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from genbench.codecs.autoencoder import get_autoencoder
+from genbench.codecs import get_autoencoder
 from genbench.core.config import RunConfig, validate
-from genbench.core.registry import get_solver_class
+from genbench.core.solver import get_solver_class
+from genbench.core.storage import atomic_json_dump, atomic_npz_save, read_json
 from genbench.data import build_dataset
 from genbench.eval.harness import Evaluation
 from genbench.run.files import RESULTS_FILE, SAMPLES_FILE
-from genbench.run.storage import atomic_json_dump, atomic_npz_save, read_json
 from genbench.run.tracking import make_tracker, run_name
 
 __all__ = ["RESULTS_FILE", "SAMPLES_FILE", "resolve_device", "run"]

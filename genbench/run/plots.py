@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from genbench.run.storage import atomic_write  # noqa: E402
+from genbench.core.storage import atomic_write  # noqa: E402
 
 __all__ = ["project_2d", "save_figure", "scatter_samples"]
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genbench.core.storage import read_json
 from genbench.run.files import RESULTS_FILE
-from genbench.run.storage import read_json
 
 __all__ = ["NOT_VARIANT", "Job", "as_number", "load_jobs"]
 

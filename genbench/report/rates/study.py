@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from genbench.core.storage import atomic_csv_write
 from genbench.report.rates.fit import fit_power_law, theory_exponents
-from genbench.run.storage import atomic_csv_write
 from genbench.sweep.jobs import as_number, load_jobs
 
 __all__ = ["X_KEYS", "analyse", "main", "rate_rows"]
