@@ -37,8 +37,7 @@ import ot
 import torch
 from torch import Tensor
 
-from genbench.core.registry import register_solver
-from genbench.core.solver import TrainCallback
+from genbench.core.solver import TrainCallback, register_solver
 from genbench.core.training import make_ema, train
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
 from solvers.ode import ODEFlowSolver, ODESamplerConfig, integrate

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from genbench.core.registry import register_solver
-from genbench.core.solver import Solver, SolverConfig
+from genbench.core.solver import Solver, SolverConfig, register_solver
 from genbench.core.training import make_ema
 from solvers.nets import TimeMLP
 from solvers.schedules import SCHEDULES, discrete_alpha_bars

@@ -48,8 +48,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from genbench.core.registry import register_solver
-from genbench.core.solver import Solver, SolverConfig, TrainCallback, gaussian_log_prob
+from genbench.core.solver import (
+    Solver,
+    SolverConfig,
+    TrainCallback,
+    gaussian_log_prob,
+    register_solver,
+)
 from genbench.core.training import make_ema, train
 from genbench.eval.metrics.w2 import w2
 from solvers.nets import TimeMLP

@@ -66,8 +66,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genbench.core.registry import register_solver
-from genbench.core.solver import Solver, SolverConfig
+from genbench.core.solver import Solver, SolverConfig, register_solver
 from genbench.core.training import make_ema
 from solvers.nets import TimeMLP
 from solvers.sde import ITO_DIAGONAL_METHODS, SDE, integrate

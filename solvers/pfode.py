@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from genbench.core.registry import register_solver
+from genbench.core.solver import register_solver
 from genbench.core.training import make_ema
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
 from solvers.ode import ODEFlowSolver, ODESamplerConfig
