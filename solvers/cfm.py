@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from genbench.core.solver import TrainCallback, register_solver
-from genbench.core.training import make_ema, train
+from genbench.core.training import train
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
 from solvers.ode import ODEFlowSolver, ODESamplerConfig, integrate
 
@@ -104,7 +104,6 @@ class CFM(ODEFlowSolver):
     def build(self) -> None:
         cfg = self.config
         self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth, max_frequency=SMOOTH_TIME_FREQUENCY)
-        self.ema = make_ema(self.net, cfg.ema_decay)
         self._reflow = False  # in reflow rounds a training row is [noise | image]
 
     def loss(self, z: Tensor) -> Tensor:

@@ -24,7 +24,6 @@ import torch
 from torch import Tensor
 
 from genbench.core.solver import Solver, SolverConfig, register_solver
-from genbench.core.training import make_ema
 from solvers.nets import TimeMLP
 from solvers.schedules import SCHEDULES, discrete_alpha_bars
 
@@ -65,7 +64,6 @@ class DDPM(Solver):
     def build(self) -> None:
         cfg = self.config
         self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth)
-        self.ema = make_ema(self.net, cfg.ema_decay)
         self.register_buffer(
             "alpha_bars", discrete_alpha_bars(cfg.schedule, cfg.timesteps).float(), persistent=False
         )

@@ -130,9 +130,12 @@ class JKOFlow(Solver):
         self.blocks = nn.ModuleList(
             TimeMLP(self.dim, cfg.hidden, cfg.depth) for _ in range(cfg.max_blocks)
         )
-        self.emas = nn.ModuleList(make_ema(block, cfg.ema_decay) for block in self.blocks)
         self.register_buffer("n_blocks", torch.tensor(0), persistent=True)
         self._active = 0
+
+    def build_ema(self) -> None:
+        """One moving average per block; ``self.ema`` is the active block's."""
+        self.emas = nn.ModuleList(make_ema(b, self.config.ema_decay) for b in self.blocks)
 
     # -- the block being trained: what the shared loop optimises and averages ------------
     @property

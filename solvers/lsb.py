@@ -67,7 +67,6 @@ import torch
 from torch import Tensor
 
 from genbench.core.solver import Solver, SolverConfig, register_solver
-from genbench.core.training import make_ema
 from solvers.nets import TimeMLP
 from solvers.sde import ITO_DIAGONAL_METHODS, SDE, integrate
 
@@ -122,7 +121,6 @@ class LSB(Solver):
     def build(self) -> None:
         cfg = self.config
         self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth)
-        self.ema = make_ema(self.net, cfg.ema_decay)
         # Moments of the training latents (set by fit; standard-normal defaults before).
         self.register_buffer("data_mean", torch.zeros(self.dim))
         self.register_buffer("data_var", torch.ones(()))

@@ -30,7 +30,6 @@ import torch
 from torch import Tensor
 
 from genbench.core.solver import register_solver
-from genbench.core.training import make_ema
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
 from solvers.ode import ODEFlowSolver, ODESamplerConfig
 from solvers.schedules import SCHEDULES, VPSchedule
@@ -88,7 +87,6 @@ class PFODE(ODEFlowSolver):
         cfg = self.config
         self.schedule = VPSchedule(cfg.schedule, cfg.beta_min, cfg.beta_max)
         self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth, max_frequency=SMOOTH_TIME_FREQUENCY)
-        self.ema = make_ema(self.net, cfg.ema_decay)
 
     def loss(self, z: Tensor) -> Tensor:
         t_min, t_max = self.config.train_t_eps, self.config.horizon

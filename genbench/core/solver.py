@@ -1,11 +1,20 @@
-"""The Solver contract every latent generator implements.
+"""The Solver contract every latent generator implements, and the solver registry.
 
 A solver sees only latent vectors ``z`` of shape ``(n, dim)``. It declares its
-hyper-parameters as a dataclass (``Config``, extending :class:`SolverConfig`), trains with
-:meth:`Solver.fit` (by default the shared loop of :mod:`genbench.core.training` over the
-solver's :meth:`Solver.loss`), draws with :meth:`Solver.sample`, and, where
-``has_density``, evaluates :meth:`Solver.log_prob`. ``nfe`` counts network evaluations of
-the last sampling call. State round-trips through :meth:`Solver.save` / :meth:`Solver.load`.
+hyper-parameters as a dataclass (``Config``, extending :class:`SolverConfig`) and implements
+three methods:
+
+- ``build()`` creates its networks from ``self.dim`` and ``self.config``, and sets
+  ``self.net``: the module the shared training loop optimises (or overrides
+  ``trainable_module()`` to name another one);
+- ``loss(z)`` is the scalar training loss on a minibatch;
+- ``_sample(n, generator)`` draws ``n`` latents and sets ``self.nfe``; sample from
+  ``self.ema.module``, the moving average of the trained module, which the base class builds
+  after ``build()`` and the loop updates every step.
+
+Density solvers set ``has_density = True`` and implement ``_log_prob(z)``. The base class
+trains with :meth:`Solver.fit` (the shared loop of :mod:`genbench.core.training`), checks
+inputs, and round-trips state through :meth:`Solver.save` / :meth:`Solver.load`.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from genbench.core.config import validate
 from genbench.core.errors import CapabilityError, DataError, DivergenceError, UnknownNameError
 from genbench.core.registry import Registry
 from genbench.core.storage import atomic_torch_save
-from genbench.core.training import train
+from genbench.core.training import make_ema, train
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -80,8 +89,9 @@ class SolverConfig:
 class Solver(nn.Module, ABC):
     """Abstract base of every latent generator.
 
-    Subclasses set ``Config`` and implement :meth:`build`, :meth:`loss` and
-    :meth:`_sample`; density solvers set ``has_density`` and implement :meth:`_log_prob`.
+    Subclasses set ``Config`` and implement :meth:`build` (setting ``self.net``),
+    :meth:`loss` and :meth:`_sample` (sampling from ``self.ema.module``); density solvers set
+    ``has_density`` and implement :meth:`_log_prob`. The base class owns ``self.ema``.
     """
 
     name: ClassVar[str] = ""
@@ -99,6 +109,7 @@ class Solver(nn.Module, ABC):
         self.nfe = 0
         self.register_buffer("_fitted", torch.tensor(False), persistent=True)
         self.build()
+        self.build_ema()
 
     # -- to implement -------------------------------------------------------------------
     @abstractmethod
@@ -120,8 +131,26 @@ class Solver(nn.Module, ABC):
         """Called by :meth:`fit` with the checked data before training (e.g. to store moments)."""
 
     def trainable_module(self) -> nn.Module:
-        """The module whose parameters the shared loop optimises (and averages by EMA)."""
-        return self.net
+        """The module whose parameters the shared loop optimises (and averages by EMA).
+
+        ``self.net`` by default, which :meth:`build` must then create.
+        """
+        net = getattr(self, "net", None)
+        if not isinstance(net, nn.Module):
+            raise AttributeError(
+                f"{type(self).__name__}.build() must set self.net (an nn.Module), or the "
+                "class must override trainable_module() to name the module it trains"
+            )
+        return net
+
+    def build_ema(self) -> None:
+        """Create ``self.ema``, the moving average of :meth:`trainable_module` used for
+        sampling (``self.ema.module``; decay ``config.ema_decay``, 0 keeps the latest weights).
+
+        Called by the base class after :meth:`build`; a solver that trains several modules in
+        turn (``jko``) overrides it.
+        """
+        self.ema = make_ema(self.trainable_module(), self.config.ema_decay)
 
     # -- the contract -------------------------------------------------------------------
     @property
