@@ -18,7 +18,7 @@ import torch
 
 from genbench.codecs.base import CODECS, AutoEncoder, AutoencoderConfig
 from genbench.core.config import validate
-from genbench.core.storage import atomic_torch_save
+from genbench.core.storage import atomic_write
 from genbench.data import build_dataset
 
 __all__ = ["build_codec", "cache_key", "get_autoencoder"]
@@ -69,6 +69,7 @@ def get_autoencoder(
     torch.manual_seed(cfg.seed)
     stats = ae.fit(splits.train)
     if cfg.cache:
-        atomic_torch_save(ae.state_dict(), path)
+        state = ae.state_dict()
+        atomic_write(path, lambda fh: torch.save(state, fh))
     log.info("autoencoder fitted in %.1fs and cached at %s", stats["train_seconds"], path)
     return ae.to(device), info | {"cache_hit": False, **stats}

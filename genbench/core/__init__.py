@@ -37,7 +37,6 @@ _EXPORTS = {
     "atomic_csv_write": "genbench.core.storage",
     "atomic_json_dump": "genbench.core.storage",
     "atomic_npz_save": "genbench.core.storage",
-    "atomic_torch_save": "genbench.core.storage",
     "atomic_write": "genbench.core.storage",
     "read_json": "genbench.core.storage",
 }

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from genbench.core.config import validate
 from genbench.core.errors import CapabilityError, DataError, DivergenceError, UnknownNameError
 from genbench.core.registry import Registry
-from genbench.core.storage import atomic_torch_save
+from genbench.core.storage import atomic_write
 from genbench.core.training import make_ema, train
 
 __all__ = [
@@ -233,7 +233,7 @@ class Solver(nn.Module, ABC):
             "config": dataclasses.asdict(self.config),
             "state_dict": self.state_dict(),
         }
-        atomic_torch_save(payload, Path(path))
+        atomic_write(Path(path), lambda fh: torch.save(payload, fh))
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Solver:

@@ -1,4 +1,4 @@
-"""Atomic writes of results, arrays and checkpoints.
+"""Atomic writes of results, arrays and checkpoints (``torch.save`` through :func:`atomic_write`).
 
 Every file genbench writes lands by write-to-temporary then :func:`os.replace`, so a job
 killed mid-write (preemption, out of memory) never leaves a truncated file that a resumed
@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 __all__ = [
-    "atomic_csv_write", "atomic_json_dump", "atomic_npz_save", "atomic_torch_save", "atomic_write",
+    "atomic_csv_write", "atomic_json_dump", "atomic_npz_save", "atomic_write",
     "read_json",
 ]
 
@@ -87,13 +87,6 @@ def atomic_npz_save(path: Path, **arrays: Any) -> Path:
     data = {k: (v.detach().cpu().numpy() if _is_tensor(v) else np.asarray(v))
             for k, v in arrays.items()}
     return atomic_write(path, lambda fh: np.savez_compressed(fh, **data))
-
-
-def atomic_torch_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` atomically."""
-    import torch
-
-    return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
