@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from genbench.core.config import EvalConfig, register_schemas
+from genbench.core.config import EvalConfig
 from genbench.report.rates.fit import (
     empirical_w2_exponent,
     fit_power_law,
@@ -23,6 +23,7 @@ from genbench.report.rates.fit import (
 )
 from genbench.report.rates.study import analyse, main
 from genbench.run.pipeline import _as_run_config
+from genbench.sweep.schemas import register_schemas
 
 register_schemas()
 ROOT = Path(__file__).resolve().parents[1]

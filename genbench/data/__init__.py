@@ -29,7 +29,8 @@ from genbench.data.mixtures import (
 )
 from genbench.data.toy2d import TOYS
 
-__all__ = ["DATASETS", "DataSplits", "DatasetConfig", "build_dataset", "list_datasets"]
+__all__ = ["DATASETS", "DataSplits", "DatasetConfig", "build_dataset", "dataset_params",
+           "list_datasets"]
 
 
 @dataclass
@@ -95,6 +96,11 @@ DATASETS = (*TOYS, "8gaussians", "25gaussians", "gmm", "manifold", "digits")
 
 def list_datasets() -> list[str]:
     return sorted(DATASETS)
+
+
+def dataset_params(name: str) -> type:
+    """The dataclass of the keys data set ``name`` adds to :class:`DatasetConfig`."""
+    return _family(name)[0]
 
 
 def build_dataset(config: Mapping[str, Any], seed: int) -> DataSplits:
