@@ -90,6 +90,16 @@ def test_every_registered_solver_is_an_option():
     assert not (CONFIG_DIR / "solver").exists(), "solver defaults live in the dataclasses"
 
 
+def test_a_users_yaml_option_extends_a_registered_one(tmp_path):
+    (tmp_path / "solver").mkdir()
+    (tmp_path / "solver" / "ddpm_fast.yaml").write_text(
+        "defaults:\n  - /solver/ddpm@_here_\n  - _self_\n\nsample_steps: 100\n")
+    cfg = compose_run([f"hydra.searchpath=[file://{tmp_path}]", "solver=ddpm_fast"])
+    values = OmegaConf.to_container(cfg.solver)
+    assert values == defaults(get_solver_class("ddpm").Config) | {"name": "ddpm",
+                                                                  "sample_steps": 100}
+
+
 def test_eval_and_logger_options_are_their_dataclasses():
     assert options("eval") == ["default"] and options("logger") == ["none", "wandb"]
     cfg = compose_run([])

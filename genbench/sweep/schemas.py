@@ -4,9 +4,10 @@ The dataclasses are the one source of every default and of its tuning note (the 
 comments). Each option of a group is its component's dataclass with ``name`` set:
 ``solver/<name>`` from the ``Config`` of every registered solver, plugins included (so
 ``solver=NAME`` needs no YAML), ``dataset/<name>``, ``autoencoder/<kind>``, ``eval/default``,
-``logger/none`` and ``logger/wandb``. The same nodes are stored under
-``schema/<group>/<name>``, so a YAML option that changes a few values extends one (the
-ConfigStore then leaves ``<group>/<name>`` to the YAML file)::
+``logger/none`` and ``logger/wandb``. A user's YAML option extends one under another name
+(``defaults: [/solver/ddpm@_here_, _self_]`` in ``solver/ddpm_fast.yaml``). A YAML option of
+``configs/`` that keeps a built-in's name and changes a few values takes the place of the
+stored option, which moves to ``schema/<group>/<name>`` for the YAML to extend::
 
     defaults:
       - /schema/dataset/digits@_here_
@@ -21,9 +22,10 @@ Where a bad value fails:
   key the option has fails at composition; a key no option of the group has fails at the
   command line (:func:`check_overrides`); a key that *other* options have passes
   composition and fails the job before any work, naming the allowed keys
-  (:func:`genbench.core.config.validate`, called by the pipeline). Hydra composes every job
-  of a multirun before running any, and one composition error stops them all, so
-  ``solver=glob(*) solver.sample_steps=20`` fails lsb's jobs only (lsb has ``sde_steps``).
+  (:func:`genbench.core.config.validate`, called by the pipeline). Hydra composes each job
+  of a multirun in its launcher, where one composition error stops the whole sweep; so
+  here ``solver=glob(*) solver.sample_steps=20`` fails lsb's jobs only (lsb has
+  ``sde_steps``) and the other solvers' jobs run.
 """
 
 from __future__ import annotations
@@ -109,10 +111,11 @@ def register_schemas() -> None:
         for name, schema in options.items():
             node = _option_node(schema, None if group in _UNNAMED else name,
                                 open_keys=group in OPEN_GROUPS)
-            cs.store(group=f"schema/{group}", name=name, node=node)
-            if not root.joinpath(group, f"{name}.yaml").is_file():
-                # beside a YAML option of the same name, Hydra <= 1.3 would merge the two
-                # with a deprecation warning (automatic schema matching)
+            if root.joinpath(group, f"{name}.yaml").is_file():
+                # stored beside a YAML option of the same name, Hydra <= 1.3 would merge the
+                # two with a deprecation warning (automatic schema matching)
+                cs.store(group=f"schema/{group}", name=name, node=node)
+            else:
                 cs.store(group=group, name=name, node=node)
 
 
