@@ -33,8 +33,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 from collections.abc import Iterable
-from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -45,6 +45,9 @@ from genbench.core.config import ConfigError, EvalConfig, LoggerConfig, RunConfi
 from genbench.core.registry import get_solver_class, list_solvers
 from genbench.data import DatasetConfig, dataset_params, list_datasets
 from genbench.run.tracking import LOGGERS
+
+if TYPE_CHECKING:  # importlib.resources.abc is Python >= 3.11
+    from importlib.resources.abc import Traversable
 
 __all__ = ["CONFIG_PATH", "OPEN_GROUPS", "check_overrides", "config_dir", "group_options",
            "register_schemas"]
@@ -111,7 +114,7 @@ def register_schemas() -> None:
         for name, schema in options.items():
             node = _option_node(schema, None if group in _UNNAMED else name,
                                 open_keys=group in OPEN_GROUPS)
-            if root.joinpath(group, f"{name}.yaml").is_file():
+            if root.joinpath(group).joinpath(f"{name}.yaml").is_file():
                 # stored beside a YAML option of the same name, Hydra <= 1.3 would merge the
                 # two with a deprecation warning (automatic schema matching)
                 cs.store(group=f"schema/{group}", name=name, node=node)
