@@ -53,6 +53,9 @@ def test_default_config_composes_and_validates():
     rc = _as_run_config(cfg)
     assert rc.solver["name"] == "ddpm" and rc.dataset["name"] == "moons"
     assert rc.device == "auto"
+    # the composed group nodes carry their dataclass types; the run config holds plain dicts
+    partial = _as_run_config({k: v for k, v in cfg.items()})
+    assert all(type(getattr(partial, g)) is dict for g in ("solver", "dataset", "autoencoder"))
 
 
 @pytest.mark.parametrize("option", options("dataset"))

@@ -157,11 +157,8 @@ def test_study_presets_compose_validate_and_sweep(experiment, axis):
         _as_run_config({k: v for k, v in point.items() if k != "hydra"})
 
 
-def test_eval_yaml_lists_exactly_the_config_fields_and_the_harness_reads_them():
-    import yaml
-
+def test_the_harness_reads_every_eval_config_field():
     fields = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
-    assert yaml.safe_load((ROOT / "configs" / "eval" / "default.yaml").read_text()) == fields
     harness = (ROOT / "genbench" / "eval" / "harness.py").read_text()
     pipeline = (ROOT / "genbench" / "run" / "pipeline.py").read_text()
     unused = [name for name in fields

@@ -65,6 +65,10 @@ def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) ->
         values = OmegaConf.to_container(values, resolve=True)
     if dataclasses.is_dataclass(values) and not isinstance(values, type):
         values = dataclasses.asdict(values)
+    # a composed group node keeps its option's dataclass type: merged into a dict field, it
+    # would come back as that dataclass instead of a dict
+    values = {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
+              for k, v in values.items()}
     allowed = [f.name for f in dataclasses.fields(schema)]
     unknown = sorted(set(values) - set(allowed))
     if unknown:
