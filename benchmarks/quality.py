@@ -44,7 +44,7 @@ SWEEP_DRAWS = 3
 def _job_config(solver: str, dataset: str, seed: int) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
-    from genbench.core.config import register_schemas
+    from genbench.sweep.schemas import register_schemas
 
     register_schemas()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):

@@ -53,11 +53,11 @@ class CFMConfig(ODESamplerConfig):
     batch_size: int = 256
     # Measured on moons/8gaussians/checkerboard: mean W2/floor 1.38 at 2e-3, 1.27 at 5e-3.
     lr: float = 5e-3
-    coupling: str = "ot"
-    sigma: float = 0.0
-    rectified: int = 0
-    reflow_steps: int = 2000
-    reflow_pairs: int = 10000
+    coupling: str = "ot"  # independent | ot (exact minibatch OT plan, POT ot.emd)
+    sigma: float = 0.0  # noise of the conditional path x_t
+    rectified: int = 0  # reflow rounds (rectified flow); 0 = off
+    reflow_steps: int = 2000  # training steps per reflow round
+    reflow_pairs: int = 10000  # (noise, image) pairs generated per reflow round
 
     def __post_init__(self) -> None:
         super().__post_init__()

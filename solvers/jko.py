@@ -73,21 +73,21 @@ TIME_SCALE = 0.02  # blocks see t * TIME_SCALE: slow time features (module docst
 
 @dataclass
 class JKOConfig(SolverConfig):
-    steps: int = 300
+    steps: int = 300  # training steps PER BLOCK (the lr schedule restarts every block)
     batch_size: int = 256
     lr: float = 5e-3
     ema_decay: float = 0.99
     hidden: int = 64
-    max_blocks: int = 8
-    h0: float = 0.25
+    max_blocks: int = 8  # at most this many JKO steps
+    h0: float = 0.25  # step of the first block; h_k = h0 * h_growth^k
     h_growth: float = 1.4
-    tol: float = 1e-3
-    warm_start: bool = True
-    train_method: str = "rk4"
-    train_steps: int = 3
-    train_trace: str = "hutchinson"
-    sample_method: str = "dopri5"
-    sample_steps: int = 8
+    tol: float = 1e-3  # stop once a block moves E|x - T x|^2 / E|T x|^2 below this
+    warm_start: bool = True  # block k starts from block k-1's weights
+    train_method: str = "rk4"  # euler | midpoint | rk4 (fixed steps, back-propagated through)
+    train_steps: int = 3  # integration steps per block while training
+    train_trace: str = "hutchinson"  # hutchinson | exact divergence while training
+    sample_method: str = "dopri5"  # any torchdiffeq method of solvers.ode (sample, log_prob)
+    sample_steps: int = 8  # steps per block for the fixed-step methods
     rtol: float = 1e-5
     atol: float = 1e-5
 

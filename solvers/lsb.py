@@ -79,14 +79,17 @@ WEIGHTINGS = ("unit", "x0", "drift")
 
 @dataclass
 class LSBConfig(SolverConfig):
+    # delta (Schrödinger-Föllmer from X_0 = 0) | smoothed (p * N(0, sigma^2 I))
     start: str = "delta"
-    sigma: float = 1.0
+    sigma: float = 1.0  # reference diffusion sigma W (start: smoothed wants 3-5)
+    # early stop at T = 1 - delta, then one denoising step (smoothed: ~1e-4)
     delta: float = 1e-3
-    prediction: str = "eps"
-    weighting: str = "unit"
+    prediction: str = "eps"  # eps (noise) | x0 (E[y | x_t] directly)
+    weighting: str = "unit"  # unit (unit-variance target) | x0 (|D - y|^2) | drift (raw MSE)
+    # clock 1 - t = (1 - c u)^p: training draws and SDE steps near t = 1
     time_power: float = 5.0
-    sde_steps: int = 100
-    sde_method: str = "euler"
+    sde_steps: int = 100  # SDE steps, uniform in the clock u; NFE = drift calls + 1
+    sde_method: str = "euler"  # torchsde Ito diagonal-noise method: euler | milstein | srk
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -262,13 +262,13 @@ def flow_log_prob(
 class ODESamplerConfig(SolverConfig):
     """Sampling and likelihood keys shared by the solvers that integrate an ODE (pfode, cfm)."""
 
-    method: str = "dopri5"
-    sample_steps: int = 100
-    rtol: float = 1e-5
+    method: str = "dopri5"  # dopri5 | dopri8 | bosh3 | adaptive_heun | euler | midpoint | rk4
+    sample_steps: int = 100  # steps of the fixed-step methods (ignored by adaptive ones)
+    rtol: float = 1e-5  # adaptive methods only
     atol: float = 1e-5
-    trace: str = "auto"
-    exact_trace_max_dim: int = 16
-    trace_seed: int = 0
+    trace: str = "auto"  # auto | exact | hutchinson (divergence in log_prob)
+    exact_trace_max_dim: int = 16  # auto: exact trace up to this latent dimension
+    trace_seed: int = 0  # seed of the Hutchinson probes (log_prob is deterministic)
 
     def __post_init__(self) -> None:
         super().__post_init__()

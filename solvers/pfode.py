@@ -41,11 +41,12 @@ __all__ = ["PFODE", "PFODEConfig"]
 class PFODEConfig(ODESamplerConfig):
     # Measured on moons/8gaussians/checkerboard: mean W2/floor 1.54 at 2e-3, 1.32 at 5e-3.
     lr: float = 5e-3
-    schedule: str = "linear"
+    schedule: str = "linear"  # linear | cosine (continuous VP schedules)
     beta_min: float = 0.1
     beta_max: float = 20.0
-    train_t_eps: float = 1e-5
-    t_eps: float = 1e-3
+    train_t_eps: float = 1e-5  # training times t ~ U[train_t_eps, 1]
+    t_eps: float = 1e-3  # sampling stops (and log_prob starts) at t_eps
+    # ODE start time T; None: 1 (linear) or 0.99 (cosine, whose beta diverges at 1)
     t_max: float | None = None
 
     def __post_init__(self) -> None:

@@ -21,8 +21,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import genbench.sweep.cli
-from genbench.core.config import register_schemas
 from genbench.sweep.callback import LAUNCHER_PLUGINS, job_line, missing_launcher_hint, sweep_id
+from genbench.sweep.schemas import register_schemas
 from tests.conftest import CONFIG_DIR
 
 register_schemas()

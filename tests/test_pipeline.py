@@ -13,8 +13,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from genbench.core.config import register_schemas
 from genbench.run.pipeline import RESULTS_FILE, SAMPLES_FILE, resolve_device, run
+from genbench.sweep.schemas import register_schemas
 from tests.conftest import CONFIG_DIR
 
 register_schemas()

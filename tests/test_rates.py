@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from genbench.core.config import EvalConfig, register_schemas
+from genbench.core.config import EvalConfig
 from genbench.report.rates.fit import (
     empirical_w2_exponent,
     fit_power_law,
@@ -23,6 +23,7 @@ from genbench.report.rates.fit import (
 )
 from genbench.report.rates.study import analyse, main
 from genbench.run.pipeline import _as_run_config
+from genbench.sweep.schemas import register_schemas
 
 register_schemas()
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,11 +157,8 @@ def test_study_presets_compose_validate_and_sweep(experiment, axis):
         _as_run_config({k: v for k, v in point.items() if k != "hydra"})
 
 
-def test_eval_yaml_lists_exactly_the_config_fields_and_the_harness_reads_them():
-    import yaml
-
+def test_the_harness_reads_every_eval_config_field():
     fields = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
-    assert yaml.safe_load((ROOT / "configs" / "eval" / "default.yaml").read_text()) == fields
     harness = "".join((ROOT / "genbench" / "eval" / name).read_text()
                       for name in ("harness.py", "floors.py"))
     pipeline = (ROOT / "genbench" / "run" / "pipeline.py").read_text()

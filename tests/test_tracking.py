@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from genbench.core.config import LoggerConfig, RunConfig, register_schemas
+from genbench.core.config import LoggerConfig, RunConfig
 from genbench.run.pipeline import run
 from genbench.run.tracking import (
     SWEEP_ID_ENV,
@@ -25,6 +25,7 @@ from genbench.run.tracking import (
     make_tracker,
     run_name,
 )
+from genbench.sweep.schemas import register_schemas
 from tests.conftest import CONFIG_DIR
 
 register_schemas()

@@ -33,18 +33,18 @@ A = TypeVar("A", bound="type[AutoEncoder]")
 
 @dataclass
 class AutoencoderConfig:
-    name: str = "identity"
-    latent_dim: int | None = None
-    standardize: bool = True
-    source: dict[str, Any] | None = None
-    seed: int = 0
-    n_source: int | None = None
+    name: str = "identity"  # a registered codec: identity | pca | mlp | plugins
+    latent_dim: int | None = None  # None: the data dimension (identity) or 2 (pca, mlp)
+    standardize: bool = True  # latents scaled to zero mean, unit variance per coordinate
+    source: dict[str, Any] | None = None  # a dataset config to pre-train on; None: the target
+    seed: int = 0  # the autoencoder's own seed: shared by every run of a sweep
+    n_source: int | None = None  # source size; None: the source dataset's n_train
     hidden: int = 256
     depth: int = 3
     steps: int = 3000
     batch_size: int = 256
     lr: float = 1e-3
-    cache: bool = True
+    cache: bool = True  # reuse the fitted encoder-decoder from cache_dir
 
     def __post_init__(self) -> None:
         if self.name not in CODECS:

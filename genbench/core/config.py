@@ -1,12 +1,13 @@
-"""Structured-config schemas and the one validation helper every component uses.
+"""Structured-config schemas, the one validation helper and the one list of result-neutral keys.
 
-The root schema (:class:`RunConfig`) is registered in Hydra's ConfigStore, so a misspelt
-top-level key or a wrong type fails when Hydra composes the config. Component groups
-(``dataset``, ``autoencoder``, ``solver``) are open dictionaries at the root, because each
-option has its own fields; each component declares a dataclass of its parameters and
-:func:`validate` merges the user's values into it at the start of a run, so a misspelt key
-or wrong type there fails before any data is built, naming the key and the allowed ones.
-Third-party solvers bring their own dataclass the same way.
+The dataclasses are the schema of every setting: :class:`RunConfig` (the root),
+:class:`EvalConfig`, :class:`LoggerConfig` here, and each component's own (a solver's
+``Config``, ``DatasetConfig``, ``AutoencoderConfig``). :mod:`genbench.sweep.schemas` registers
+them in Hydra's ConfigStore, so most bad keys and types fail at composition; the component
+groups (``dataset``, ``autoencoder``, ``solver``) are open dictionaries at the root, and
+:func:`validate` merges a job's values into the component's dataclass when the job starts,
+so what composition lets through fails before any data is built, naming the key and the
+allowed ones. Third-party solvers bring their own dataclass the same way.
 """
 
 from __future__ import annotations
@@ -25,12 +26,29 @@ __all__ = [
     "ConfigError",
     "EvalConfig",
     "LoggerConfig",
+    "RESULT_NEUTRAL_KEYS",
     "RunConfig",
-    "register_schemas",
+    "is_result_neutral",
     "validate",
 ]
 
 T = TypeVar("T")
+
+# The settings that never change a job's numbers, as dotted keys of the composed config; a
+# key covers its sub-keys (``logger`` covers ``logger.mode``). The pipeline reuses a result
+# whatever their values (resume), the sweep report never labels a variant by them, and
+# ``hydra.job.config.override_dirname.exclude_keys`` (configs/config.yaml) keeps them out of
+# a job's folder name, so a sweep resumed with another launcher or logger finds its results
+# (tests/test_config.py checks that list against this one).
+RESULT_NEUTRAL_KEYS: tuple[str, ...] = (
+    "resume", "progress", "device", "cache_dir", "eval.plot", "logger", "launcher",
+    "hydra.sweep.dir", "hydra.launcher",
+)
+
+
+def is_result_neutral(key: str) -> bool:
+    """Whether the dotted ``key`` is (under) one of :data:`RESULT_NEUTRAL_KEYS`."""
+    return any(key == k or key.startswith(f"{k}.") for k in RESULT_NEUTRAL_KEYS)
 
 
 def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) -> T:
@@ -45,6 +63,10 @@ def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) ->
         values = OmegaConf.to_container(values, resolve=True)
     if dataclasses.is_dataclass(values) and not isinstance(values, type):
         values = dataclasses.asdict(values)
+    # a composed group node keeps its option's dataclass type: merged into a dict field, it
+    # would come back as that dataclass instead of a dict
+    values = {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
+              for k, v in values.items()}
     allowed = [f.name for f in dataclasses.fields(schema)]
     unknown = sorted(set(values) - set(allowed))
     if unknown:
@@ -65,23 +87,32 @@ def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) ->
 
 @dataclass
 class EvalConfig:
-    """What the harness computes (:mod:`genbench.eval.harness`); sizes are points per sample."""
+    """What the harness computes (:mod:`genbench.eval.harness`), option ``eval=default``.
 
-    max_exact: int = 10_000
+    Generated samples are scored against the data set's ``n_test`` held-out points, beside
+    each metric's floor; sizes are points per sample.
+    """
+
+    max_exact: int = 10_000  # exact W2 up to this many points per side, then large_n_method
+    # auto (sinkhorn on a GPU, sliced on a CPU) | sinkhorn (debiased Sinkhorn divergence) |
+    # sliced (sliced W2)
     large_n_method: str = "auto"
-    sinkhorn_reg: float = 0.01
-    sliced_projections: int = 500
+    sinkhorn_reg: float = 0.01  # entropic eps relative to the mean squared cost
+    sliced_projections: int = 500  # random directions of the sliced W2
+    # auto (histogram up to tv_histogram_max_dim, else classifier) | histogram | classifier
     tv_method: str = "auto"
-    tv_bins: int | None = None
-    tv_histogram_max_dim: int = 3
-    tv_classifier_max_n: int = 2000
-    tv_monte_carlo: bool = True
-    mmd_max_n: int = 2000
-    density_max_n: int = 2000
-    confidence: float = 0.95
+    tv_bins: int | None = None  # histogram cells per axis; None: about 5 test points per cell
+    tv_histogram_max_dim: int = 3  # the largest dimension scored by the histogram TV (auto)
+    tv_classifier_max_n: int = 2000  # points per side for the classifier TV (subsampled)
+    tv_monte_carlo: bool = True  # also E_p[(1 - q/p)_+] where both densities are exact
+    mmd_max_n: int = 2000  # points per side for the MMD (subsampled)
+    density_max_n: int = 2000  # test points for the NLL and the Monte-Carlo TV (log_prob is slow)
+    confidence: float = 0.95  # level of the TV confidence intervals
+    # also score the training points themselves (a memoriser), the rate study's baseline:
+    # one more W2 at n_train points (exact up to max_exact)
     empirical_baseline: bool = False
-    seed: int = 0
-    plot: bool = True
+    seed: int = 0  # subsampling, sliced directions and the TV classifier
+    plot: bool = True  # write samples.png beside results.json
 
     def __post_init__(self) -> None:
         if self.large_n_method not in ("auto", "sinkhorn", "sliced"):
@@ -108,15 +139,20 @@ class EvalConfig:
 
 @dataclass
 class LoggerConfig:
-    """Experiment tracking. ``name: none`` turns tracking off; wandb is offline by default."""
+    """Experiment tracking (:mod:`genbench.run.tracking`), options ``logger=none|wandb``.
+
+    ``none`` (the default) tracks nothing: results.json and genbench-report hold everything.
+    ``wandb`` makes one wandb run per job, offline unless asked (no account, no network;
+    upload later with ``wandb sync <run folder>``); see docs/sweeps.md.
+    """
 
     name: str = "none"
     project: str = "genbench"
-    entity: str | None = None
-    mode: str = "offline"
-    group: str | None = None
+    entity: str | None = None  # your wandb user or team (online mode)
+    mode: str = "offline"  # offline | online (needs `wandb login`) | disabled
+    group: str | None = None  # None: one group per sweep, named after the sweep folder
     tags: list[str] = field(default_factory=list)
-    dir: str | None = None
+    dir: str | None = None  # None: each job's own folder (the sweep report's run: <sweep>/report)
 
 
 @dataclass
@@ -134,9 +170,3 @@ class RunConfig:
     progress: bool = True
     cache_dir: str = "${oc.env:GENBENCH_CACHE_DIR,${oc.env:HOME,.}/.cache/genbench}"
 
-
-def register_schemas() -> None:
-    """Register the root schema as ``base_config`` in Hydra's ConfigStore."""
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="base_config", node=RunConfig)

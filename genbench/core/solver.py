@@ -65,7 +65,7 @@ class SolverConfig:
     steps: int = 4000
     batch_size: int = 512
     lr: float = 2e-3
-    lr_schedule: str = "cosine"
+    lr_schedule: str = "cosine"  # constant | cosine
     warmup: int = 100
     weight_decay: float = 0.0
     grad_clip: float = 1.0

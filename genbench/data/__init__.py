@@ -23,7 +23,7 @@ from genbench.data.registry import DATASETS, DatasetFamily, NoParams, register_d
 
 __all__ = [
     "DATASETS", "DataSplits", "DatasetConfig", "DatasetFamily", "NoParams", "build_dataset",
-    "list_datasets", "register_dataset",
+    "dataset_params", "list_datasets", "register_dataset",
 ]
 
 
@@ -66,6 +66,11 @@ def _rng(name: str, seed: int, stream: int) -> np.random.Generator:
 def list_datasets() -> list[str]:
     """Names of every registered data set, built-in and plugin, sorted."""
     return DATASETS.names()
+
+
+def dataset_params(name: str) -> type:
+    """The dataclass of the keys data set ``name`` adds to :class:`DatasetConfig`."""
+    return DATASETS.get(name).params
 
 
 def build_dataset(config: Mapping[str, Any], seed: int) -> DataSplits:

@@ -19,6 +19,9 @@ __all__ = ["EmbeddedManifold", "ManifoldParams"]
 
 @dataclass
 class ManifoldParams:
+    """The ``manifold`` data set: a curved ``intrinsic_dim``-dimensional manifold in
+    R^ambient_dim."""
+
     intrinsic_dim: int = 2
     ambient_dim: int = 16
     embed_seed: int = 0

@@ -67,7 +67,8 @@ def twenty_five_gaussians(spacing: float = 2.0, std: float = 0.1) -> GaussianMix
 
 @dataclass
 class MixtureParams:
-    """The ``gmm`` data set: ``n_components`` modes at ``radius`` from the origin in R^dim."""
+    """The ``gmm`` data set: ``n_components`` isotropic modes at ``radius`` from the origin in
+    R^dim (any dimension, exact log-density)."""
 
     dim: int = 2
     n_components: int = 8

@@ -27,7 +27,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from genbench.codecs import get_autoencoder
-from genbench.core.config import RunConfig, validate
+from genbench.core.config import RunConfig, is_result_neutral, validate
 from genbench.core.solver import get_solver_class
 from genbench.core.storage import atomic_json_dump, atomic_npz_save, read_json
 from genbench.data import build_dataset
@@ -98,16 +98,24 @@ def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path)
     return result
 
 
-# Settings that do not change a job's numbers: a result is reused whatever their values.
-_NOT_RESULT_KEYS = ("resume", "progress", "device", "logger", "cache_dir")
+def _result_defining(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The flattened config without its result-neutral keys (``RESULT_NEUTRAL_KEYS``)."""
+    flat: dict[str, Any] = {}
+    for key, value in cfg.items():
+        path = f"{prefix}{key}"
+        if is_result_neutral(path):
+            continue
+        if isinstance(value, dict) and value:
+            flat |= _result_defining(value, f"{path}.")
+        else:
+            flat[path] = value
+    return flat
 
 
 def _same_job(saved: dict[str, Any], current: dict[str, Any]) -> bool:
     """Whether a saved result was produced by the configuration about to run."""
-    def strip(cfg: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in cfg.items() if k not in _NOT_RESULT_KEYS}
-
-    return strip(saved) == strip(json.loads(json.dumps(current, default=str)))
+    current = json.loads(json.dumps(current, default=str))
+    return _result_defining(saved) == _result_defining(current)
 
 
 def _peak_memory(device: torch.device) -> dict[str, float]:

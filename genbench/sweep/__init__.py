@@ -1,5 +1,5 @@
-"""Many jobs: the Hydra command line, its sweep callback (launcher hints included) and the
-loading of a sweep's finished jobs."""
+"""Many jobs: the Hydra command line, the config groups registered from the dataclasses, its
+sweep callback (launcher hints included) and the loading of a sweep's finished jobs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "NOT_VARIANT": "genbench.sweep.jobs",
+    "IDENTITY_KEYS": "genbench.sweep.jobs",
     "Job": "genbench.sweep.jobs",
     "as_number": "genbench.sweep.jobs",
     "load_jobs": "genbench.sweep.jobs",
@@ -16,7 +16,9 @@ _EXPORTS = {
     "job_line": "genbench.sweep.callback",
     "missing_launcher_hint": "genbench.sweep.callback",
     "sweep_id": "genbench.sweep.callback",
-    "CONFIG_PATH": "genbench.sweep.cli",
+    "CONFIG_PATH": "genbench.sweep.schemas",
+    "check_overrides": "genbench.sweep.schemas",
+    "register_schemas": "genbench.sweep.schemas",
     "format_result": "genbench.sweep.cli",
     "main": "genbench.sweep.cli",
 }

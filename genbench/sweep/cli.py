@@ -1,7 +1,8 @@
 """The ``genbench`` command: a Hydra app around :func:`genbench.run.pipeline.run`.
 
 Configs are read from the checkout's ``configs/`` folder when run from a checkout, else
-from the installed package ``genbench_configs``.
+from the installed package ``genbench_configs``; every group's options are registered from
+the dataclasses when this module loads (:mod:`genbench.sweep.schemas`), plugins included.
 """
 
 from __future__ import annotations
@@ -16,15 +17,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from genbench.core.config import register_schemas
+from genbench.core.config import ConfigError
 from genbench.run.pipeline import run
+from genbench.sweep.schemas import CONFIG_PATH, check_overrides, register_schemas
 
 __all__ = ["CONFIG_PATH", "format_result", "main"]
 
 log = logging.getLogger("genbench")
-_CHECKOUT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-CONFIG_PATH = (str(_CHECKOUT_CONFIGS) if (_CHECKOUT_CONFIGS / "config.yaml").is_file()
-               else "pkg://genbench_configs")
 
 register_schemas()
 
@@ -79,6 +78,10 @@ def main() -> None:
     hint = missing_launcher_hint(sys.argv[1:])
     if hint is not None:
         sys.exit(hint)
+    try:
+        check_overrides(sys.argv[1:])
+    except ConfigError as err:
+        sys.exit(f"genbench: {err}")
     _app()
 
 

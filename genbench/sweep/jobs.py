@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genbench.core.config import is_result_neutral
 from genbench.core.storage import read_json
 from genbench.run.files import RESULTS_FILE
 
-__all__ = ["NOT_VARIANT", "Job", "as_number", "load_jobs"]
+__all__ = ["IDENTITY_KEYS", "Job", "as_number", "load_jobs"]
 
 log = logging.getLogger(__name__)
-# Never a variant: identity of the job, or settings that do not change its result.
-NOT_VARIANT = ("seed", "solver.name", "dataset.name", "device", "resume", "progress",
-               "cache_dir", "experiment_name", "eval.plot", "logger.")
+# Never a variant: the job's identity, and the result-neutral keys (is_result_neutral).
+IDENTITY_KEYS = ("seed", "solver.name", "dataset.name")
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
@@ -70,7 +70,7 @@ class Job:
             saved = folder / ".hydra" / "config.yaml"
             config = OmegaConf.to_container(OmegaConf.load(saved)) if saved.exists() else {}
         params = {k: v for k, v in _flatten(dict(config)).items()
-                  if not k.startswith(NOT_VARIANT)}
+                  if k not in IDENTITY_KEYS and not is_result_neutral(k)}
         error = f"{data.get('error_type', 'Error')}: {data.get('error', '')}"
         return cls(folder=folder, status=str(data.get("status", "failed")),
                    solver=str(data.get("solver") or config.get("solver", {}).get("name", "?")),
