@@ -162,7 +162,7 @@ def main() -> None:
             "shared_machine_note": args.note or _load_note(load_before)}
     for section in fresh:
         fresh[section]["meta"] = meta
-    from perf_report import markdown
+    from perf_report import markdown, with_notes
 
     payload = _merge(fresh)
     text = markdown(payload)
@@ -171,7 +171,8 @@ def main() -> None:
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "perf.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
-    (RESULTS / "perf.md").write_text(text)
+    previous = (RESULTS / "perf.md").read_text() if (RESULTS / "perf.md").exists() else ""
+    (RESULTS / "perf.md").write_text(with_notes(text, previous))
     _log(f"wrote {RESULTS / 'perf.json'} and perf.md ({total.wall:.0f} s wall, "
          f"{total.cpu:.0f} s cpu)")
 

@@ -4,7 +4,7 @@ Two independent moons samples of ``n`` points each are scored by :func:`genbench
 with ``method="exact"`` (POT's network simplex on the dense cost matrix, CPU), ``"sinkhorn"``
 (debiased, log domain, POT's torch backend) and ``"sliced"`` (500 directions). The floor of a
 data set (W2 between its test and reference splits) is computed by
-:func:`genbench.eval.harness.floor_w2` and cached under ``cache_dir/floors``: a second call with
+:func:`genbench.eval.floors.floor_w2` and cached under ``cache_dir/floors``: a second call with
 the same samples and settings must read the file instead of solving again.
 
 References:
@@ -63,7 +63,7 @@ def _w2_timings(budget: EvalBudget, log: Any) -> list[dict[str, Any]]:
 
 
 def _floor_cache(budget: EvalBudget, log: Any) -> dict[str, Any]:
-    """Miss then hit of :func:`genbench.eval.harness.floor_w2` in a fresh cache folder."""
+    """Miss then hit of :func:`genbench.eval.floors.floor_w2` in a fresh cache folder."""
     from genbench.core.config import EvalConfig
     from genbench.eval.floors import floor_w2
 

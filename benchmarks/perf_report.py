@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from perf_findings import before_after, findings
-
 __all__ = ["markdown"]
 
 PEER = "torchcfm OT-CFM"
@@ -171,7 +169,7 @@ def _eval(section: dict[str, Any]) -> list[str]:
               f"{_f(r['w2'], '.4f')} | {_f(r['cost_matrix_mib'], '.0f')} |"
               for r in section["w2"]]
     fc = section["floor_cache"]
-    lines += ["", f"Floor cache (`genbench.eval.harness.floor_w2`, n = {fc['n']:,}, fresh cache "
+    lines += ["", f"Floor cache (`genbench.eval.floors.floor_w2`, n = {fc['n']:,}, fresh cache "
               f"folder): first call {_f(fc['miss_cpu_s'])} s cpu, second call "
               f"{_f(fc['hit_cpu_s'])} s cpu (**{_f(fc['speedup_cpu'], '.0f')}× faster**), "
               f"file written under `floors/`: {fc['files_after_first_call']}, same value on the "
@@ -235,7 +233,6 @@ def _hotpaths(section: dict[str, Any]) -> list[str]:
                   f"{_f(r['default']['w2'], '.4f')} | "
                   f"{_x(r['default']['nfe'] / base[r['solver']])} | "
                   f"{_f(r['euler-20']['w2'], '.4f')} |" for r in section["embedding"]]
-    lines += ["", *findings()]
     return lines + [""]
 
 
@@ -252,6 +249,76 @@ def _sweep(section: dict[str, Any]) -> list[str]:
               f"{_f(j['sample_seconds'], '.2f')} | {_f(j['eval_seconds'], '.1f')} | "
               f"{_f(j['nfe'])} | {_f(j['data_w2_ratio'], '.2f')} |" for j in section["jobs"]]
     return lines + [""]
+
+
+def _fmt(value: Any, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def before_after(payload: dict[str, Any]) -> list[str]:
+    """The headline figures of the stored "before" snapshot next to the current sections."""
+    before = payload.get("before")
+    if not before:
+        return []
+    rows: list[tuple[str, str, str]] = []
+    peer = {f"{r['dataset']}/{r['method']}": r for r in (payload.get("peer") or {}).get(
+        "summary", [])}
+    for key, old in before["peer"].items():
+        dataset, method = key.split("/")
+        new = peer.get(key, {})
+        if method == "cfm (ot)":
+            rows.append((f"cfm (ot) train ms/step cpu, × torchcfm ({dataset}; one run per "
+                         "seed, mean of 2 seeds: ±8 % from run to run)",
+                         _fmt(old["ms_per_step_cpu_vs_peer"], ".2f") + "×",
+                         _fmt(new.get("ms_per_step_cpu_vs_peer"), ".2f") + "×"))
+            rows.append((f"cfm (ot) W2 at 100 Euler steps, × torchcfm ({dataset})",
+                         _fmt(old["matched_w2_vs_peer"], ".2f") + "×",
+                         _fmt(new.get("matched_w2_vs_peer"), ".2f") + "×"))
+        if method in ("cfm (ot)", "cfm (independent)", "pfode"):
+            rows.append((f"{method} default sampler NFE / sample cpu s, 1,000 points "
+                         f"({dataset})",
+                         f"{_fmt(old['default_nfe'], '.0f')} / "
+                         f"{_fmt(old['default_sample_cpu_s'], '.2f')}",
+                         f"{_fmt(new.get('default_nfe'), '.0f')} / "
+                         f"{_fmt(new.get('default_sample_cpu_s'), '.2f')}"))
+    loop_before = {r["variant"]: r for r in before.get("loop_whatif", [])
+                   if r["method"] == "cfm (ot)"}
+    loop_after = {r["method"]: r for r in (payload.get("hotpaths") or {}).get("loop", [])}
+    if "current" in loop_before and "cfm (ot)" in loop_after:
+        rows.insert(0, ("**cfm (ot) train ms/step cpu, × torchcfm: interleaved, best of 4 "
+                        "rounds** (the robust figure)",
+                        _fmt(loop_before["current"]["vs_peer"], ".2f") + "×",
+                        _fmt(loop_after["cfm (ot)"]["vs_peer"], ".2f") + "×"))
+    audit = {r["solver"]: r for r in (payload.get("hotpaths") or {}).get("audit", [])}
+    for solver, old in before["host_reads_per_step"].items():
+        new = audit.get(solver, {})
+        rows.append((f"{solver}: genbench host reads per train / sample step",
+                     f"{old['train']:g} / {old['sample']:g}",
+                     f"{(new.get('train_by_owner') or {}).get('genbench', 0.0):g} / "
+                     f"{(new.get('sample_by_owner') or {}).get('genbench', 0.0):g}"
+                     if new else "–"))
+    sweep = payload.get("sweep")
+    load = before["sweep_load_average_before"][0]
+    rows.append(("quick sweep wall time (5 solvers, moons)",
+                 f"{before['sweep_wall_s']:.0f} s (load {load:.1f})",
+                 f"{sweep['wall_s']:.0f} s (load {sweep['load_average_before'][0]:.1f})"
+                 if sweep and sweep.get("date") != before.get("sweep_date") else "–"))
+    return ["## Before and after", "", f"Before: {before['source']}. After: the sections "
+            "below. Host reads: per step, from this repository's code (the training loss read "
+            "once per `log_every` steps counts 0.1; cfm's OT plan crosses to the host by "
+            "design, 2 per step).", "", "| figure | before | after |", "|---|---|---|",
+            *[f"| {a} | {b} | {c} |" for a, b, c in rows], ""]
+
+
+NOTES_MARKER = ("<!-- Written by hand below this line: benchmarks/perf.py keeps it when it "
+                "rebuilds the tables above. -->")
+
+
+def with_notes(text: str, previous: str) -> str:
+    """``text`` followed by the hand-written notes (what was found and done) of ``previous``."""
+    if NOTES_MARKER not in previous:
+        return text
+    return text.rstrip() + "\n\n" + NOTES_MARKER + previous.split(NOTES_MARKER, 1)[1]
 
 
 def markdown(payload: dict[str, Any]) -> str:

@@ -16,13 +16,14 @@ is exact, by the instantaneous change of variables through every block (exact tr
 
 Two choices keep the short CPU budget honest. Blocks see ``t * TIME_SCALE``: TimeMLP's
 sinusoidal features reach frequency 200, which lets a field take unrelated values at the
-fixed training solver's nodes and *game* the fixed-step objective (a divergence the true flow
+fixed training integrator's nodes and *game* the fixed-step objective (a divergence the true flow
 does not have); slow time features remove that. Block ``k`` starts from block ``k - 1``'s
 weights (``warm_start``, as the public code does): neighbouring JKO steps have similar
 fields, and a fresh block often stalls on a plateau near the identity, which the stopping
-rule would misread as convergence. ``fit`` also reports, per block, the W2 between its input and
-output, its objective under the training solver and under the accurate one (a gap flags a
-gamed integrator: raise ``train_steps``).
+rule would misread as convergence. ``fit`` also reports, per block, its transport cost (the
+W2 between its input and output, insofar as the block is the JKO step's optimal map), and
+its objective under the training integrator and under the accurate one (a gap flags a gamed
+integrator: raise ``train_steps``).
 
 Every block's network is allocated up front (``max_blocks`` of them) and the number in use
 is a persistent buffer, so a saved solver reloads with no special code. ``steps`` counts
@@ -122,7 +123,6 @@ class JKOFlow(Solver):
     Config = JKOConfig
     config: JKOConfig
     has_density = True
-    stochastic_sampler = False  # deterministic given the initial noise, like pfode and cfm
 
     def build(self) -> None:
         cfg = self.config
@@ -156,15 +156,16 @@ class JKOFlow(Solver):
     def loss(self, z: Tensor) -> Tensor:
         """The JKO objective of the active block on ``z`` (already pushed through the others)."""
         cfg = self.config
-        # Differentiable fixed-step solve: the loss back-propagates through the solver.
+        # Differentiable fixed-step solve: the loss back-propagates through the integrator.
         return self.objective(self._active, z, method=cfg.train_method, steps=cfg.train_steps,
                               trace=cfg.train_trace, averaged=False).mean()
 
     def objective(self, k: int, z: Tensor, *, trace: str = "exact", averaged: bool = True,
-                  **solver: Any) -> Tensor:
-        """Block ``k``'s JKO objective per row of ``z``; ``solver``: method, steps, rtol, atol."""
+                  **integrator: Any) -> Tensor:
+        """Block ``k``'s JKO objective per row of ``z``; ``integrator``: method, steps, rtol,
+        atol of the ODE integration."""
         x1, int_div, _ = integrate_with_divergence(
-            self.field(k, averaged=averaged), z, 0.0, 1.0, trace=trace, **solver
+            self.field(k, averaged=averaged), z, 0.0, 1.0, trace=trace, **integrator
         )
         potential = 0.5 * x1.pow(2).sum(dim=1)
         movement = (x1 - z).pow(2).sum(dim=1) / (2.0 * self.step_size(k))
@@ -236,28 +237,21 @@ class JKOFlow(Solver):
         m = min(MOVEMENT_SAMPLE, x.shape[0])
         with torch.no_grad():
             trained = self.objective(k, x[:m], method=cfg.train_method, steps=cfg.train_steps)
-            accurate = self.objective(k, x[:m], **self._solver_options())
+            accurate = self.objective(k, x[:m], **self._integrator_options())
         return {"block": k, "h": self.step_size(k),
                 "transport_cost": float(moved.sqrt()),
                 "relative_movement": float(moved / out.pow(2).sum(dim=1).mean()),
-                "objective_train_solver": float(trained.mean()),
+                "objective_train_integrator": float(trained.mean()),
                 "objective": float(accurate.mean())}
 
     # -- sampling and density ------------------------------------------------------------
-    def _solver_options(self) -> dict[str, Any]:
+    def _integrator_options(self) -> dict[str, Any]:
         cfg = self.config
         steps = cfg.sample_steps if cfg.sample_method in FIXED_METHODS else None
         return {"method": cfg.sample_method, "steps": steps, "rtol": cfg.rtol, "atol": cfg.atol}
 
     def _integrate(self, k: int, x: Tensor, t0: float, t1: float) -> tuple[Tensor, int]:
-        return integrate(self.field(k), x, t0, t1, **self._solver_options())
-
-    @torch.no_grad()
-    def transform(self, z: Tensor, *, inverse: bool = False) -> Tensor:
-        """The learned map ``T = T_K o ... o T_1`` (latents to N(0, I)), or its inverse."""
-        z = self.check_data(z)
-        self.eval()
-        return self._flow(z, inverse)[0]
+        return integrate(self.field(k), x, t0, t1, **self._integrator_options())
 
     def _flow(self, x: Tensor, inverse: bool) -> tuple[Tensor, int]:
         order = range(int(self.n_blocks))
@@ -279,7 +273,7 @@ class JKOFlow(Solver):
         x, total = z, torch.zeros(z.shape[0], device=z.device)
         for k in range(int(self.n_blocks)):
             x, int_div, _ = integrate_with_divergence(
-                self.field(k), x, 0.0, 1.0, trace="exact", **self._solver_options()
+                self.field(k), x, 0.0, 1.0, trace="exact", **self._integrator_options()
             )
             total = total + int_div
         return gaussian_log_prob(x) + total

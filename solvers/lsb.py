@@ -236,11 +236,11 @@ class LSB(Solver):
             start, end = times.index_select(0, index), times.index_select(0, index + 1)
             return k, start, end - start
 
-        def drift(s: Tensor, x: Tensor) -> Tensor:
+        def drift(x: Tensor, s: Tensor) -> Tensor:
             k, start, width = locate(s)
             return self.drift(x, start + (s - k) * width, net=net) * width
 
-        def diffusion(s: Tensor, x: Tensor) -> Tensor:
+        def diffusion(x: Tensor, s: Tensor) -> Tensor:
             _, _, width = locate(s)
             return (cfg.sigma * width.sqrt()).expand_as(x)
 

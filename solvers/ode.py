@@ -46,6 +46,8 @@ __all__ = [
     "integrate_with_divergence",
 ]
 
+# A time-dependent vector field ``field(x, t)``: every ODE and SDE field in ``solvers`` takes
+# the state first (torchdiffeq's and torchsde's ``(t, x)`` order is adapted at their wrappers).
 Field = Callable[[Tensor, Tensor], Tensor]
 
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "adaptive_heun")
@@ -285,7 +287,6 @@ class ODEFlowSolver(Solver):
 
     config: ODESamplerConfig
     has_density = True
-    stochastic_sampler = False
 
     def velocity(self, x: Tensor, t: Tensor) -> Tensor:
         raise NotImplementedError

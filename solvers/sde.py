@@ -1,7 +1,8 @@
 """A small torchsde wrapper: a diagonal-noise Ito SDE that counts its drift calls.
 
-:class:`SDE` wraps a drift ``f(t, x)`` and a diffusion ``g(t, x)`` (same shape as ``x``:
-diagonal noise) as the module ``torchsde.sdeint`` expects, counting drift evaluations for
+:class:`SDE` wraps a drift ``drift(x, t)`` and a diffusion ``diffusion(x, t)`` (same shape as
+``x``: diagonal noise; the argument order of every field in ``solvers``) as the module
+``torchsde.sdeint`` expects (``f(t, x)``, ``g(t, x)``), counting drift evaluations for
 the NFE (the shape check sdeint makes before the first step is answered from memory, so it
 costs no network call). :func:`integrate` runs ``torchsde.sdeint`` over the integer clock
 ``s = 0, 1, ..., steps`` with unit steps, so a fixed-step method takes exactly ``steps``
@@ -21,11 +22,11 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torchsde
 from torch import Tensor, nn
+
+from solvers.ode import Field
 
 __all__ = ["ITO_DIAGONAL_METHODS", "SDE", "integrate"]
 
@@ -36,11 +37,11 @@ ITO_DIAGONAL_METHODS = ("euler", "milstein", "srk")
 # Methods that read the space-time Levy area of the Brownian motion.
 _NEEDS_LEVY_AREA = {"srk": "space-time"}
 
-Field = Callable[[Tensor, Tensor], Tensor]
 
 
 class SDE(nn.Module):
-    """``dx = f(t, x) dt + g(t, x) dW`` (Ito, diagonal noise); ``nfe`` counts calls of ``f``."""
+    """``dx = drift(x, t) dt + diffusion(x, t) dW`` (Ito, diagonal noise); ``nfe`` counts drift
+    calls."""
 
     noise_type = "diagonal"
     sde_type = "ito"
@@ -63,12 +64,12 @@ class SDE(nn.Module):
         if last is not None and x is last[0]:
             return last[1]
         self.nfe += 1
-        out = self.drift(t, x)
+        out = self.drift(x, t)
         self._last = (x, out)
         return out
 
     def g(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.diffusion(t, x)
+        return self.diffusion(x, t)
 
 
 def integrate(

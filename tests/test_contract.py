@@ -21,9 +21,8 @@ DIM = 2
 # and sample within a second or two.
 TINY = {"steps": 40, "hidden": 32, "depth": 2, "batch_size": 64, "log_every": 10,
         "warmup": 5}
-FAST_SAMPLING = {"sample_steps": 10, "sde_steps": 10, "ode_steps": 10, "ode_method": "euler",
-                 "method": "euler", "max_blocks": 2, "steps_per_block": 20, "block_steps": 20,
-                 "ode_train_steps": 4, "rectified": 0}
+FAST_SAMPLING = {"sample_steps": 10, "sde_steps": 10, "method": "euler", "max_blocks": 2,
+                 "rectified": 0}
 
 
 def tiny_config(cls: type[Solver]) -> dict:

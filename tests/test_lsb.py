@@ -115,12 +115,12 @@ def test_drift_cache_never_changes_the_path(method: str) -> None:
     class Uncached(SDE):
         def f(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             self.nfe += 1
-            return self.drift(t, x)
+            return self.drift(x, t)
 
-    def drift(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def drift(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return torch.sin(3 * t) - x * torch.cos(t)
 
-    def diffusion(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def diffusion(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return 0.3 * torch.ones_like(x) * (1 + t)
 
     x0 = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))

@@ -97,7 +97,6 @@ class Solver(nn.Module, ABC):
     name: ClassVar[str] = ""
     Config: ClassVar[type[SolverConfig]] = SolverConfig
     has_density: ClassVar[bool] = False
-    stochastic_sampler: ClassVar[bool] = True
 
     def __init__(self, dim: int, config: SolverConfig | Mapping[str, Any] | None = None):
         super().__init__()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,6 @@ class DataSplits:
     reference: Tensor
     log_prob: Callable[[Tensor], Tensor] | None = None
     sampler: Callable[[int, np.random.Generator], np.ndarray] | None = None
-    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dim(self) -> int:
@@ -99,8 +98,7 @@ def build_dataset(config: Mapping[str, Any], seed: int) -> DataSplits:
         return torch.as_tensor(a, dtype=torch.float32)
 
     return DataSplits(name, as_tensor(train), as_tensor(test), as_tensor(reference),
-                      log_prob=log_prob, sampler=sampler,
-                      info={"n_train": len(train), "n_test": len(test)})
+                      log_prob=log_prob, sampler=sampler)
 
 
 def _split_finite(data: np.ndarray, base: DatasetConfig) -> tuple[np.ndarray, ...]:

@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -60,16 +59,9 @@ class PowerLawFit:
     n_dropped: int
     confidence: float
 
-    def predict(self, n: float | np.ndarray) -> float | np.ndarray:
-        """The fitted power law at sample size(s) ``n``."""
-        return np.exp(self.intercept) * np.asarray(n, float) ** self.slope
-
     def covers(self, slope: float) -> bool:
         """Whether ``slope`` lies in the confidence interval."""
         return self.slope_low <= slope <= self.slope_high
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def fit_power_law(n: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray, *,
