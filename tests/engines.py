@@ -102,3 +102,73 @@ def scores(sweep_dir: Path) -> dict[int, dict]:
     return {seed: {k: v for k, v in m.items()
                    if "seconds" not in k and not k.startswith("peak_")}
             for seed, m in metrics_by_seed(sweep_dir).items()}
+
+
+def _ray_missing() -> str | None:
+    import importlib.util
+
+    for module, what in (("ray", "Ray"), ("hydra_plugins.hydra_ray_launcher", "its plugin")):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            return f"{what} is not installed: pip install 'genbench[ray]'"
+    if shutil.which("ray") is None and not Path(sys.executable).with_name("ray").exists():
+        return "the `ray` command is not installed: pip install 'genbench[ray]'"
+    return None
+
+
+class RayCluster:
+    """A local Ray cluster (``ray start --head``) and the environment that reaches it."""
+
+    def __init__(self, env: dict[str, str], marker: str) -> None:
+        self.env, self.marker = env, marker
+
+    def job_workers(self) -> list[int]:
+        """Process ids of this cluster's workers running a job (title ``ray::_run_job``)."""
+        pids = []
+        for proc in Path("/proc").iterdir():
+            try:
+                title = (proc / "cmdline").read_bytes()
+                environ = (proc / "environ").read_bytes()
+            except OSError:
+                continue
+            if title.startswith(b"ray::_run_job") and self.marker.encode() in environ:
+                pids.append(int(proc.name))
+        return pids
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """``ray start --head --num-cpus=2`` for the session, ``ray stop`` at the end."""
+    reason = _ray_missing()
+    if reason:
+        pytest.skip(reason)
+    ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    marker = str(tmp_path_factory.mktemp("ray"))
+    # Workers inherit this environment (the test's cache folder), and the marker tells
+    # this cluster's processes apart from any other's.
+    env = dict(os.environ) | {"GENBENCH_TEST_RAY": marker, "OMP_NUM_THREADS": "1",
+                              "RAY_USAGE_STATS_ENABLED": "0"}
+    start = subprocess.run([ray, "start", "--head", "--num-cpus=2", "--include-dashboard=false",
+                            "--disable-usage-stats"], capture_output=True, text=True, env=env,
+                           timeout=180)
+    assert start.returncode == 0, start.stdout[-3000:] + start.stderr[-3000:]
+    try:
+        yield RayCluster(env, marker)
+    finally:
+        stop = subprocess.run([ray, "stop"], capture_output=True, text=True, env=env,
+                              timeout=180)
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+
+
+SIX_SEEDS = "seed=0,1,2,3,4,5"
+
+
+@pytest.fixture(scope="session")
+def local_six(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six smoke jobs through Hydra's basic launcher (in one process): the reference numbers."""
+    sweep_dir = tmp_path_factory.mktemp("local-six")
+    ok_or_fail(genbench("-m", *TINY, SIX_SEEDS, f"hydra.sweep.dir={sweep_dir}"))
+    return sweep_dir

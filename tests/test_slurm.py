@@ -1,8 +1,9 @@
 """Sweeps through a real SLURM scheduler: ``genbench -m launcher=slurm`` on a one-node cluster.
 
 The cluster is ``scripts/slurm-local`` (munged, slurmctld, slurmd on this machine), started
-once for the session by the ``slurm_cluster`` fixture; the tests skip with the reason where
-SLURM is not installed (``apt-get install slurm-wlm munge``) or not root. The jobs are tiny
+once for the session by the ``slurm_cluster`` fixture (tests/engines.py); the tests skip
+with the reason where SLURM is not installed (``apt-get install slurm-wlm munge``) or not
+root. The jobs are tiny
 smoke runs (1 CPU, 1 GB each). About 2-3 min in all on a loaded 2-core machine.
 """
 
@@ -13,18 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines import (TINY, genbench, genbench_popen, ok_or_fail, results, scores,
-                           slurm_cluster)
+from tests.engines import SIX_SEEDS, TINY, genbench, genbench_popen, ok_or_fail, results, scores
 
 pytestmark = pytest.mark.slurm
-__all__ = ["slurm_cluster"]  # the fixture, imported for the tests below
 
 # The preset for a real cluster asks for a GPU, 4 CPUs and 16 GB per job: this node has none
 # of it, so the jobs ask for what a smoke run needs.
 ON_THIS_NODE = ["launcher=slurm", "hydra.launcher.gpus_per_node=0",
                 "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
                 "hydra.launcher.timeout_min=10", "hydra.launcher.array_parallelism=2"]
-SEEDS = "seed=0,1,2,3,4,5"
 
 
 def sweep_args(sweep_dir: Path, *overrides: str) -> list[str]:
@@ -55,7 +53,7 @@ def wait_state(slurm, job: str, wanted: str, timeout: float = 180) -> None:
 def sweep(slurm_cluster, tmp_path_factory):
     """Six seeds through the scheduler; squeue polled while they run."""
     sweep_dir = tmp_path_factory.mktemp("slurm-sweep")
-    proc = genbench_popen(*sweep_args(sweep_dir, SEEDS), env=slurm_cluster.env)
+    proc = genbench_popen(*sweep_args(sweep_dir, SIX_SEEDS), env=slurm_cluster.env)
     seen: set[str] = set()
     while proc.poll() is None:
         seen |= {line.strip() for line in slurm_cluster("squeue", "-h", "-o", "%i %T",
@@ -86,7 +84,7 @@ def test_a_second_submission_skips_finished_jobs(slurm_cluster, sweep):
     sweep_dir, _, _ = sweep
     before = results(sweep_dir)
     first = array_id(sweep_dir)
-    ok_or_fail(genbench(*sweep_args(sweep_dir, SEEDS), env=slurm_cluster.env))
+    ok_or_fail(genbench(*sweep_args(sweep_dir, SIX_SEEDS), env=slurm_cluster.env))
     assert results(sweep_dir) == before  # same files, same finish times
     second = array_id(sweep_dir)
     assert int(second) > int(first)  # submitted again, as a new array
@@ -128,9 +126,8 @@ def test_jobs_ended_by_scancel_or_their_time_limit_are_recorded_as_failed(slurm_
     assert f"{array}_1|CANCELLED|" in record and f"{array}_0|COMPLETED|" in record, record
 
 
-def test_same_numbers_as_the_local_launcher(sweep, tmp_path):
-    """The array's six jobs against Hydra's basic launcher, in this process: identical floats."""
+def test_same_numbers_as_the_local_launcher(sweep, local_six):
+    """The array's six jobs against Hydra's basic launcher, in one process: identical floats."""
     sweep_dir, _, _ = sweep
-    ok_or_fail(genbench("-m", *TINY, SEEDS, f"hydra.sweep.dir={tmp_path}"))
-    assert scores(sweep_dir) == scores(tmp_path)
-    assert len(scores(tmp_path)) == 6
+    assert len(scores(local_six)) == 6
+    assert scores(sweep_dir) == scores(local_six)

@@ -64,7 +64,8 @@ def ended_job_result(config: Any, job_id: str, state: str, error: Exception,
     return {"solver": plain.get("solver", {}).get("name"),
             "dataset": plain.get("dataset", {}).get("name"), "seed": plain.get("seed"),
             "config": plain, "status": "failed", "error_type": _error_type(state),
-            "error": f"SLURM job {job_id} ended {state} without writing a result",
+            "error": f"SLURM job {job_id} ended {state} without writing a result "
+                     f"({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})",
             "traceback": log_tail, "slurm_job_id": job_id, "slurm_state": state,
             "finished": datetime.now(timezone.utc).isoformat()}
 
@@ -98,7 +99,8 @@ class SlurmLauncher(_Base):
         def map_array(executor: Any, fn: Any, *args: Any) -> list[_Recorded]:
             jobs = original(executor, fn, *args)
             overrides, numbers = args[0], args[2]  # the parent's job_params, unzipped
-            return [_Recorded(j, self, o, n) for j, o, n in zip(jobs, overrides, numbers)]
+            return [_Recorded(j, self, o, n)
+                    for j, o, n in zip(jobs, overrides, numbers, strict=True)]
 
         # The parent builds its executor inside launch(): wrap the one call that returns jobs.
         submitit.AutoExecutor.map_array = map_array
