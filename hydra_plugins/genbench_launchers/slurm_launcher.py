@@ -61,11 +61,12 @@ def ended_job_result(config: Any, job_id: str, state: str, error: Exception,
     config, without the ``hydra`` node)."""
     plain = OmegaConf.to_container(config, resolve=True) if OmegaConf.is_config(config) \
         else dict(config)
+    why = (str(error).splitlines() or [""])[0][:200]
     return {"solver": plain.get("solver", {}).get("name"),
             "dataset": plain.get("dataset", {}).get("name"), "seed": plain.get("seed"),
             "config": plain, "status": "failed", "error_type": _error_type(state),
             "error": f"SLURM job {job_id} ended {state} without writing a result "
-                     f"({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})",
+                     f"({type(error).__name__}: {why})",
             "traceback": log_tail, "slurm_job_id": job_id, "slurm_state": state,
             "finished": datetime.now(timezone.utc).isoformat()}
 
