@@ -48,6 +48,14 @@ def test_same_numbers_as_the_local_launcher(six, local_six):
     assert scores(sweep_dir) == scores(local_six)
 
 
+def test_a_second_run_skips_finished_jobs(ray_cluster, six):
+    sweep_dir, _ = six
+    before = results(sweep_dir)
+    proc = ok_or_fail(genbench(*ray_args(sweep_dir, SIX_SEEDS), env=ray_cluster.env))
+    assert results(sweep_dir) == before  # same files, same finish times
+    assert (proc.stdout + proc.stderr).count("(result exists)") == 6
+
+
 def test_in_process_mode_starts_its_own_instance(ray_cluster, tmp_path):
     args = ray_args(tmp_path, "seed=0,1", "hydra.launcher.ray.init.address=local",
                     "+hydra.launcher.ray.init.num_cpus=1")
