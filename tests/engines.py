@@ -66,6 +66,21 @@ class Slurm:
         return proc.stdout
 
 
+def processes_with(marker: str) -> list[str]:
+    """Command lines of the processes whose command line or environment holds ``marker``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and int(proc.name) != os.getpid() and (
+                marker.encode() in cmdline or marker.encode() in environ):
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
 def _slurm_missing() -> str | None:
     missing = [b for b in ("munged", "slurmctld", "slurmd", "sinfo", "scontrol", "sbatch")
                if shutil.which(b) is None and not Path("/usr/sbin", b).exists()]
@@ -95,6 +110,7 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory):
         down = subprocess.run([str(SLURM_LOCAL), "down"], capture_output=True, text=True,
                               env=env, timeout=120)
         assert down.returncode == 0, down.stdout + down.stderr
+        assert not processes_with(str(state)), processes_with(str(state))  # nothing left
 
 
 def scores(sweep_dir: Path) -> dict[int, dict]:
@@ -161,6 +177,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
         stop = subprocess.run([ray, "stop"], capture_output=True, text=True, env=env,
                               timeout=180)
         assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert not processes_with(marker), processes_with(marker)  # nothing left
 
 
 SIX_SEEDS = "seed=0,1,2,3,4,5"

@@ -3,7 +3,7 @@
 The ``ray_cluster`` fixture (tests/engines.py) runs ``ray start --head --num-cpus=2`` once for
 the session and ``ray stop`` at the end; the tests skip with the reason where
 ``genbench[ray]`` is not installed. The jobs are tiny smoke runs on CPU (``num_gpus=0``).
-About 2-3 min in all on a loaded 2-core machine.
+About 4-5 min in all on a loaded 2-core machine.
 """
 
 from __future__ import annotations

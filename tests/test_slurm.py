@@ -4,7 +4,7 @@ The cluster is ``scripts/slurm-local`` (munged, slurmctld, slurmd on this machin
 once for the session by the ``slurm_cluster`` fixture (tests/engines.py); the tests skip
 with the reason where SLURM is not installed (``apt-get install slurm-wlm munge``) or not
 root. The jobs are tiny
-smoke runs (1 CPU, 1 GB each). About 2-3 min in all on a loaded 2-core machine.
+smoke runs (1 CPU, 1 GB each). About 4-5 min in all on a loaded 2-core machine.
 """
 
 from __future__ import annotations
