@@ -103,6 +103,13 @@ def test_jobs_ended_by_scancel_or_their_time_limit_are_recorded_as_failed(slurm_
         wait_state(slurm_cluster, f"{array}_1", "RUNNING")
         slurm_cluster("scancel", f"{array}_1")
         wait_state(slurm_cluster, f"{array}_2", "RUNNING")
+        # past its start-up: before submitit installs its handler, the timeout warning
+        # signal (USR2) would kill the job outright (state FAILED instead of a timeout)
+        deadline = time.monotonic() + 180
+        while not list(tmp_path.glob("*solver.steps=100001*/.hydra/config.yaml")):
+            assert time.monotonic() < deadline, "job 2 never started"
+            time.sleep(0.5)
+        time.sleep(1)
         slurm_cluster("scontrol", "update", f"JobId={array}_2", "TimeLimit=0:10")
         out, _ = proc.communicate(timeout=400)
     finally:

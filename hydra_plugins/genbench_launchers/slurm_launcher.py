@@ -61,7 +61,7 @@ def ended_job_result(config: Any, job_id: str, state: str, error: Exception,
     config, without the ``hydra`` node)."""
     plain = OmegaConf.to_container(config, resolve=True) if OmegaConf.is_config(config) \
         else dict(config)
-    why = (str(error).splitlines() or [""])[0][:200]
+    why = " ".join(str(error).split())[:300]  # submitit's message spans lines
     return {"solver": plain.get("solver", {}).get("name"),
             "dataset": plain.get("dataset", {}).get("name"), "seed": plain.get("seed"),
             "config": plain, "status": "failed", "error_type": _error_type(state),
