@@ -11,6 +11,8 @@ import torch
 torch.set_num_threads(1)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+# Session fixtures for the real sweep engines (SLURM, Ray): slurm_cluster, ray_cluster, local_six
+pytest_plugins = ["tests.engines"]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,0 +1,1 @@
+"""genbench's Hydra launchers (Hydra instantiates launchers only from ``hydra_plugins``)."""
