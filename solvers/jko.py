@@ -119,6 +119,9 @@ class JKOFlow(Solver):
     config: JKOConfig
     has_density = True
     stochastic_sampler = False  # deterministic given the initial noise, like pfode and cfm
+    # No sampling-only keys: fit pushes each block's data through the sampling ODE
+    # (sample_method, sample_steps, rtol, atol), so changing them changes training.
+    sampling_keys = ()
 
     def build(self) -> None:
         cfg = self.config
