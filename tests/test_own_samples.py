@@ -32,9 +32,9 @@ SAME = ("data_w2", "data_w2_floor", "data_w2_ratio", "data_tv", "data_tv_floor",
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
     out = tmp_path_factory.mktemp("job")
-    overrides = ["experiment=smoke", *DATA,
-                        "solver=cfm", "solver.steps=60", "solver.method=euler",
-                        "solver.sample_steps=10", "progress=false", "eval.plot=false"]
+    overrides = ["experiment=smoke", *DATA, "solver=cfm", "solver.steps=60",
+                 "solver.method=euler", "solver.sample_steps=10", "progress=false",
+                 "eval.plot=false"]
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     result = run(cfg, out)
