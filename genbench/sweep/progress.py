@@ -27,8 +27,9 @@ def sweep_size(config: DictConfig) -> int | None:
     """The number of jobs of the sweep ``config`` describes, or ``None`` if not countable."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
-    items = [f"{k}={v}" for k, v in OmegaConf.to_container(params).items()]
+    params = OmegaConf.select(config, "hydra.sweeper.params")
+    params = OmegaConf.to_container(params) if params is not None else {}
+    items = [f"{k}={v}" for k, v in params.items()]
     items += list(OmegaConf.select(config, "hydra.overrides.task") or [])
     counts: dict[str, int | None] = {}
     try:
