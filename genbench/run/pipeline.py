@@ -3,9 +3,11 @@
 The CLI, every launcher and the tests call this same function. It validates the whole
 configuration before building anything, trains the solver on the shared encoder-decoder's
 latents, scores held-out samples with the harness, and writes ``results.json`` (atomically)
-with the generated samples beside it. A job that fails records its error in its
-``results.json`` instead of raising, so a sweep never loses the other jobs' results; with
-``resume`` a job whose successful result exists is skipped.
+with the generated samples and the fitted solver beside it (``model.pt``,
+:mod:`genbench.run.checkpoint`: ``genbench-eval`` re-samples it without retraining). A job
+that fails records its error in its ``results.json`` instead of raising, so a sweep never
+loses the other jobs' results; with ``resume`` a job whose successful result exists is
+skipped.
 """
 
 from __future__ import annotations
