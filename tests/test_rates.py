@@ -162,7 +162,8 @@ def test_eval_yaml_lists_exactly_the_config_fields_and_the_harness_reads_them():
     fields = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
     assert yaml.safe_load((ROOT / "configs" / "eval" / "default.yaml").read_text()) == fields
     harness = (ROOT / "genbench" / "eval" / "harness.py").read_text()
-    pipeline = (ROOT / "genbench" / "run" / "pipeline.py").read_text()
+    pipeline = "".join((ROOT / "genbench" / "run" / f).read_text()
+                       for f in ("pipeline.py", "scoring.py"))
     unused = [name for name in fields
               if f"cfg.{name}" not in harness and f"rc.eval.{name}" not in pipeline]
     assert not unused, f"EvalConfig fields accepted but never read: {unused}"
