@@ -145,6 +145,22 @@ def test_genbench_eval_command(trained, capsys):
     assert "no readable results.json" in capsys.readouterr().err
 
 
+def test_genbench_eval_sweeps_nfe_without_training(trained, capsys, count_fits):
+    out, result = trained
+    eval_main([str(out), "solver.sample_steps=6,9", "eval.plot=false"])
+    assert count_fits == []
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("ok")]
+    assert len(lines) == 2 and "NFE 6" in lines[0] and "NFE 9" in lines[1]
+    for steps in (6, 9):
+        saved = json.loads((out / "eval" / f"eval.plot=false,solver.sample_steps={steps}"
+                            / RESULTS_FILE).read_text())
+        assert saved["metrics"]["nfe"] == steps
+        assert saved["metrics"]["train_seconds"] == result["metrics"]["train_seconds"]
+    with pytest.raises(SystemExit) as info:
+        eval_main([str(out), "solver.sample_steps"])
+    assert info.value.code == 2 and "genbench-eval: error" in capsys.readouterr().err
+
+
 def _solvers_with_sampling_keys() -> list[str]:
     return [n for n in list_solvers() if get_solver_class(n).sampling_keys]
 

@@ -1,11 +1,13 @@
 """``genbench-eval``: re-score a finished job, or score samples made by any generator.
 
     genbench-eval RUN_DIR solver.sample_steps=20 [eval.KEY=VALUE ...] [--out DIR]
+    genbench-eval RUN_DIR solver.sample_steps=10,20,50      (an NFE sweep, one training)
     genbench-eval --samples FILE dataset=moons [autoencoder=pca] [eval.KEY=VALUE ...]
                   [--name NAME] [--key ARRAY] [--out DIR]
 
 The first form reloads ``RUN_DIR/model.pt`` and re-samples with other sampling keys (no
-retraining; :mod:`genbench.run.rescore`), writing ``RUN_DIR/eval/<overrides>/results.json``.
+retraining; :mod:`genbench.run.rescore`), writing ``RUN_DIR/eval/<overrides>/results.json``;
+a comma list (Hydra's sweep syntax) re-scores each combination in turn.
 The second scores an ``(n, d)`` array in data space against a data set composed from the
 packaged configs (:mod:`genbench.run.external`), writing
 ``outputs/eval/<name>-<dataset>-s<seed>/results.json`` unless ``--out`` is given. Both
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SAMPLE_MODE_KEYS", "compose_run_config", "main"]
+__all__ = ["SAMPLE_MODE_KEYS", "compose_run_config", "expand_sweeps", "main"]
 
 log = logging.getLogger("genbench.eval")
 # What --samples accepts: the target, its encoder, the harness and settings (no solver).
@@ -83,7 +85,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(ns: argparse.Namespace) -> dict[str, Any]:
+def expand_sweeps(overrides: Sequence[str]) -> list[list[str]]:
+    """Every combination of the choice and range sweeps in ``overrides`` (Hydra's syntax:
+    ``solver.sample_steps=10,20`` or ``range(...)``), as lists of ``key=value``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    combos: list[list[str]] = [[]]
+    for item, override in zip(overrides,
+                              OverridesParser.create().parse_overrides(list(overrides)),
+                              strict=True):
+        if override.is_sweep_override():
+            key = item.partition("=")[0]
+            values = [f"{key}={v}" for v in override.sweep_string_iterator()]
+        else:
+            values = [item]
+        combos = [combo + [value] for combo in combos for value in values]
+    return combos
+
+
+def _run(ns: argparse.Namespace) -> list[dict[str, Any]]:
     if ns.samples is not None:
         from genbench.run.external import score_external
 
@@ -91,32 +111,39 @@ def _run(ns: argparse.Namespace) -> dict[str, Any]:
         rc = compose_run_config(ns.args)
         name = ns.name or ns.samples.stem
         out = ns.out or Path("outputs") / "eval" / f"{name}-{rc.dataset.get('name')}-s{rc.seed}"
-        return score_external(rc, ns.samples, out, name=name, key=ns.key)
+        return [score_external(rc, ns.samples, out, name=name, key=ns.key)]
     if not ns.args or "=" in ns.args[0]:
         raise SystemExit("genbench-eval: give a finished job's folder (RUN_DIR) or --samples "
                          "FILE; see genbench-eval --help")
     from genbench.run.rescore import rescore
 
-    return rescore(ns.args[0], ns.args[1:], out_dir=ns.out)
+    combos = expand_sweeps(ns.args[1:])
+    if ns.out is not None and len(combos) > 1:
+        raise SystemExit("genbench-eval: --out takes one result; a sweep writes each into "
+                         "RUN_DIR/eval/<overrides>/")
+    return [rescore(ns.args[0], combo, out_dir=ns.out) for combo in combos]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point; exits 1 when the evaluation fails, 2 on bad arguments."""
     ns = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s][%(levelname)s] - %(message)s")
+    from hydra.errors import HydraException
+
     from genbench.core.config import ConfigError
     from genbench.core.solver import DataError
 
     try:
-        result = _run(ns)
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as err:
+        results = _run(ns)
+    except (ConfigError, DataError, FileNotFoundError, ValueError, HydraException) as err:
         print(f"genbench-eval: error: {err}", file=sys.stderr)
         sys.exit(2)
     from genbench.sweep.callback import job_line
 
-    print(job_line(result), flush=True)
-    print(f"  results: {Path(result['output_dir']) / 'results.json'}", flush=True)
-    if result.get("status") != "ok":
+    for result in results:
+        print(job_line(result), flush=True)
+        print(f"  results: {Path(result['output_dir']) / 'results.json'}", flush=True)
+    if any(result.get("status") != "ok" for result in results):
         sys.exit(1)
 
 
