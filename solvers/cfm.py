@@ -100,6 +100,8 @@ class CFM(ODEFlowSolver):
 
     Config = CFMConfig
     config: CFMConfig
+    # rtol/atol also set reflow's training solves (rectified > 0): not sampling-only here.
+    sampling_keys = ("method", "sample_steps", "trace", "exact_trace_max_dim", "trace_seed")
 
     def build(self) -> None:
         cfg = self.config

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from genbench.core.progress import bar
 from genbench.core.solver import Solver, SolverConfig, register_solver
 from solvers.nets import TimeMLP
 from solvers.schedules import SCHEDULES, discrete_alpha_bars
@@ -62,6 +63,7 @@ class DDPM(Solver):
 
     Config = DDPMConfig
     config: DDPMConfig
+    sampling_keys = ("sample_steps", "sampler", "eta", "clip_x0")
 
     def build(self) -> None:
         cfg = self.config
@@ -102,7 +104,7 @@ class DDPM(Solver):
         abars = discrete_alpha_bars(cfg.schedule, cfg.timesteps).tolist()
         grid = self.timestep_grid()
         x = torch.randn(n, self.dim, generator=generator, device=self.device)
-        for i, t in enumerate(grid):
+        for i, t in enumerate(bar(desc=f"sample ddpm ({cfg.sampler})", unit="step", iterable=grid)):
             abar = abars[t - 1]
             abar_prev = abars[grid[i + 1] - 1] if i + 1 < len(grid) else 1.0
             eps = net(x, t / cfg.timesteps)

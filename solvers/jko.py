@@ -123,6 +123,9 @@ class JKOFlow(Solver):
     Config = JKOConfig
     config: JKOConfig
     has_density = True
+    # No sampling-only keys: fit pushes each block's data through the sampling ODE
+    # (sample_method, sample_steps, rtol, atol), so changing them changes training.
+    sampling_keys = ()
 
     def build(self) -> None:
         cfg = self.config

@@ -120,6 +120,7 @@ class LSB(Solver):
 
     Config = LSBConfig
     config: LSBConfig
+    sampling_keys = ("sde_steps", "sde_method")
 
     def build(self) -> None:
         cfg = self.config

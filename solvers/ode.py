@@ -23,13 +23,15 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint
 
+from genbench.core.progress import TimeBar, progress_enabled
 from genbench.core.solver import Solver, SolverConfig
 
 __all__ = [
@@ -60,13 +62,16 @@ TRACE_CHOICES = ("auto",) + TRACE_ESTIMATORS
 class _CountedField(nn.Module):
     """``torchdiffeq`` calls ``f(t, y)``; this calls ``field(x, t)`` and counts the calls."""
 
-    def __init__(self, field: Field):
+    def __init__(self, field: Field, on_call: Callable[[Tensor], None] | None = None):
         super().__init__()
         self.field = field
         self.calls = 0
+        self.on_call = on_call
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         self.calls += 1
+        if self.on_call is not None:
+            self.on_call(t)
         return self.field(x, t)
 
 
@@ -79,14 +84,18 @@ class _FieldWithDivergence(nn.Module):
     differentiated through the divergence.
     """
 
-    def __init__(self, field: Field, probe: Tensor | None):
+    def __init__(self, field: Field, probe: Tensor | None,
+                 on_call: Callable[[Tensor], None] | None = None):
         super().__init__()
         self.field = field
         self.probe = probe
         self.calls = 0
+        self.on_call = on_call
 
     def forward(self, t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         self.calls += 1
+        if self.on_call is not None:
+            self.on_call(t)
         x = state[0]
         keep_graph = torch.is_grad_enabled()
         with torch.enable_grad():
@@ -109,6 +118,17 @@ class _FieldWithDivergence(nn.Module):
                                          retain_graph=keep_graph or i < dims - 1)
             div = div + row[:, i]
         return div
+
+
+@contextmanager
+def _time_bar(t0: float, t1: float, desc: str) -> Iterator[Callable[[Tensor], None] | None]:
+    """A progress callback for the field's calls, only inside a progress scope (sampling and
+    scoring; never the solves inside training): reading ``t`` syncs a GPU."""
+    if not progress_enabled():
+        yield None
+        return
+    with TimeBar(t0, t1, desc=desc) as progress:
+        yield progress.reach
 
 
 def _check(x0: Tensor, t0: float, t1: float, method: str, steps: int | None,
@@ -174,8 +194,9 @@ def integrate(
     ``steps``. Returns ``(x(t1), nfe)`` with ``nfe`` the number of calls of ``field``.
     """
     _check(x0, t0, t1, method, steps, rtol, atol)
-    func = _CountedField(field)
-    x1 = _solve(func, x0, t0, t1, method, steps, rtol, atol, like=x0)
+    with _time_bar(t0, t1, "ODE solve") as reach:
+        func = _CountedField(field, reach)
+        x1 = _solve(func, x0, t0, t1, method, steps, rtol, atol, like=x0)
     return x1, func.calls
 
 
@@ -208,9 +229,10 @@ def integrate_with_divergence(
     if trace == "hutchinson":
         bits = torch.randint(0, 2, x0.shape, generator=generator, device=x0.device)
         probe = bits.to(x0.dtype) * 2 - 1
-    func = _FieldWithDivergence(field, probe)
     start = (x0, torch.zeros(x0.shape[0], dtype=x0.dtype, device=x0.device))
-    x1, divergence = _solve(func, start, t0, t1, method, steps, rtol, atol, like=x0)
+    with _time_bar(t0, t1, "ODE solve with divergence") as reach:
+        func = _FieldWithDivergence(field, probe, reach)
+        x1, divergence = _solve(func, start, t0, t1, method, steps, rtol, atol, like=x0)
     return x1, divergence, func.calls
 
 
@@ -287,6 +309,8 @@ class ODEFlowSolver(Solver):
 
     config: ODESamplerConfig
     has_density = True
+    sampling_keys = ("method", "sample_steps", "rtol", "atol", "trace", "exact_trace_max_dim",
+                     "trace_seed")
 
     def velocity(self, x: Tensor, t: Tensor) -> Tensor:
         raise NotImplementedError

@@ -83,6 +83,7 @@ class PFODE(ODEFlowSolver):
 
     Config = PFODEConfig
     config: PFODEConfig
+    sampling_keys = (*ODEFlowSolver.sampling_keys, "t_eps")
 
     def build(self) -> None:
         cfg = self.config

@@ -22,10 +22,13 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torchsde
 from torch import Tensor, nn
 
+from genbench.core.progress import TimeBar, progress_enabled
 from solvers.ode import Field
 
 __all__ = ["ITO_DIAGONAL_METHODS", "SDE", "integrate"]
@@ -52,6 +55,7 @@ class SDE(nn.Module):
         self.diffusion = diffusion
         self.nfe = 0
         self._last: tuple[Tensor, Tensor] | None = None  # (state, drift at it)
+        self.on_call: Callable[[Tensor], None] | None = None  # a progress bar's hook
 
     def f(self, t: Tensor, x: Tensor) -> Tensor:
         # torchsde.sdeint calls f(t0, x0) once to check shapes and the first step calls it
@@ -64,6 +68,8 @@ class SDE(nn.Module):
         if last is not None and x is last[0]:
             return last[1]
         self.nfe += 1
+        if self.on_call is not None:
+            self.on_call(t)
         out = self.drift(x, t)
         self._last = (x, out)
         return out
@@ -94,5 +100,11 @@ def integrate(
         entropy=entropy, dt=1.0, levy_area_approximation=_NEEDS_LEVY_AREA.get(method, "none"),
     )
     ts = torch.tensor([0.0, float(steps)], dtype=x0.dtype, device=x0.device)
-    path = torchsde.sdeint(sde, x0, ts, bm=brownian, method=method, dt=1.0)
-    return path[-1]
+    if not progress_enabled():
+        return torchsde.sdeint(sde, x0, ts, bm=brownian, method=method, dt=1.0)[-1]
+    with TimeBar(0.0, float(steps), desc=f"SDE solve ({steps} steps)") as progress:
+        sde.on_call = progress.reach
+        try:
+            return torchsde.sdeint(sde, x0, ts, bm=brownian, method=method, dt=1.0)[-1]
+        finally:
+            sde.on_call = None

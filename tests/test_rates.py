@@ -161,7 +161,8 @@ def test_the_harness_reads_every_eval_config_field():
     fields = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
     harness = "".join((ROOT / "genbench" / "eval" / name).read_text()
                       for name in ("harness.py", "floors.py"))
-    pipeline = (ROOT / "genbench" / "run" / "pipeline.py").read_text()
+    pipeline = "".join((ROOT / "genbench" / "run" / f).read_text()
+                       for f in ("pipeline.py", "scoring.py"))
     unused = [name for name in fields
               if f"cfg.{name}" not in harness and f"rc.eval.{name}" not in pipeline]
     assert not unused, f"EvalConfig fields accepted but never read: {unused}"

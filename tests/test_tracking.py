@@ -3,12 +3,15 @@
 The wandb checks run wandb itself, offline, into the test's temporary folder: the run
 folder, its record file and the logged image must exist, and the records must hold the run's
 name, group, job type, training curve and metrics. A run is finished even when its job fails.
+The records are also parsed (protobuf) to check the variant in the name, the tags, the
+scalar summaries with their declared minimum, and the job's files as Artifacts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -37,6 +40,9 @@ TINY = ["experiment=smoke", "dataset.n_train=500", "dataset.n_test=200", "solver
 def offline(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-default"))
+    # Artifacts are staged under the data and cache folders: keep them in the test's folder.
+    for key in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(key, str(tmp_path / "wandb-home" / key.lower()))
     monkeypatch.setenv(SWEEP_ID_ENV, "sweep-under-test")
     return tmp_path
 
@@ -71,6 +77,10 @@ def records(folder: Path, *expected: bytes, wait: float = 30.0) -> bytes:
 def test_run_name():
     rc = RunConfig(solver={"name": "ddpm"}, dataset={"name": "moons"}, seed=3)
     assert run_name(rc) == "ddpm-moons-s3"
+    # The variant: the job's other overrides (the selections in the name are dropped).
+    assert run_name(rc, "seed=3,solver.sample_steps=20,solver=ddpm") == (
+        "ddpm-moons-s3 (solver.sample_steps=20)")
+    assert run_name(rc, "dataset=moons,seed=3") == "ddpm-moons-s3"
 
 
 def test_logger_none_tracks_nothing(tmp_path):
@@ -136,3 +146,92 @@ def test_sweep_tables_in_their_own_run(offline):
         assert list(folder.glob(f"files/media/images/{key}_*.png")), key
     records(folder, b"report-sweep-x", b"sweep-x", b"report")
     assert os.environ[SWEEP_ID_ENV] == "sweep-under-test"  # untouched
+
+
+def wandb_records(folder: Path, wait: float = 30.0) -> list:
+    """The protobuf records of an offline run's ``.wandb`` file, once its exit record is in.
+
+    The file is a LevelDB-style log (wandb's datastore): a 7-byte header, then 32 KiB blocks
+    of chunks, each with a 7-byte header (crc32, length, type: full/first/middle/last).
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = folder.glob("run-*.wandb")
+    deadline = time.monotonic() + wait
+    while True:
+        data, records, pos, pending = path.read_bytes(), [], 7, b""
+        while pos + 7 <= len(data):
+            left = 32768 - pos % 32768
+            if left < 7:
+                pos += left
+                continue
+            length, kind = struct.unpack("<HB", data[pos + 4:pos + 7])
+            if length == 0 and kind == 0:
+                pos += left
+                continue
+            chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+            pending = chunk if kind in (1, 2) else pending + chunk
+            if kind in (1, 4):
+                record = pb.Record()
+                record.ParseFromString(pending)
+                records.append(record)
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        assert time.monotonic() < deadline, f"no exit record in {path}"
+        time.sleep(0.2)
+
+
+def _summary(records: list) -> dict:
+    """The run's final summary: the summary updates replayed in order."""
+    summary: dict = {}
+    for r in records:
+        if r.WhichOneof("record_type") == "summary":
+            for item in r.summary.update:
+                key = item.key or ".".join(item.nested_key)
+                summary[key] = json.loads(item.value_json)
+    return summary
+
+
+def test_wandb_names_tags_scalar_summaries_and_artifacts(offline):
+    job = offline / "job"
+    result = run(compose_job(["logger=wandb", "eval.plot=false"]), job,
+                 variant="solver=ddpm,solver.sample_steps=20")
+    assert result["status"] == "ok", result.get("traceback")
+    records = wandb_records(run_folder(job))
+    (head,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert head.display_name == "ddpm-moons-s0 (solver.sample_steps=20)"
+    assert {"ddpm", "moons"} <= set(head.tags)
+    metrics = {r.metric.name: r.metric for r in records
+               if r.WhichOneof("record_type") == "metric"}
+    for key in ("data_w2", "data_w2_ratio", "latent_tv", "train_seconds"):
+        assert metrics[key].summary.min, f"{key}: summary='min' not declared"
+    assert "nfe" not in metrics  # not a distance: no minimum
+    summary = _summary(records)
+    for key in ("data_w2", "data_w2_ratio", "latent_tv", "nfe"):
+        assert summary[key] == pytest.approx(result["metrics"][key]), key  # a scalar
+    artifacts = {r.artifact.type: r.artifact.name for r in records
+                 if r.WhichOneof("record_type") == "artifact"}
+    assert set(artifacts) == {"samples", "results", "model"}
+    assert all(name.startswith(f"run-{head.run_id}-") for name in artifacts.values())
+
+
+def test_minimised_metrics_declare_their_goal_where_wandb_takes_it():
+    """wandb >= 0.2x dropped define_metric's goal: pass it only where the API has it."""
+    from genbench.run.tracking import _define_minimised
+
+    class Old:
+        calls: list = []
+
+        def define_metric(self, name, step_metric=None, summary=None, goal=None):
+            self.calls.append((name, summary, goal))
+
+    class New:
+        calls: list = []
+
+        def define_metric(self, name, step_metric=None, summary=None):
+            self.calls.append((name, summary))
+
+    _define_minimised(Old(), "data_w2")
+    _define_minimised(New(), "data_w2")
+    assert Old.calls == [("data_w2", "min", "minimize")]
+    assert New.calls == [("data_w2", "min")]

@@ -97,6 +97,9 @@ class Solver(nn.Module, ABC):
     name: ClassVar[str] = ""
     Config: ClassVar[type[SolverConfig]] = SolverConfig
     has_density: ClassVar[bool] = False
+    # Config keys read only when sampling or scoring (never by fit): a checkpoint can be
+    # re-sampled with other values of these (``genbench-eval``) without retraining.
+    sampling_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, dim: int, config: SolverConfig | Mapping[str, Any] | None = None):
         super().__init__()

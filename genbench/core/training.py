@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from genbench.core.errors import DivergenceError
+from genbench.core.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     from genbench.core.solver import Solver, SolverConfig, TrainCallback
@@ -116,8 +116,8 @@ def train(
     curve: list[list[float]] = []
     running = torch.zeros((), device=z.device)
     since = 0
-    bar = tqdm(total=steps, desc=desc or f"train {solver.name}", disable=not progress,
-               leave=False, mininterval=0.5, dynamic_ncols=True)
+    bar = progress_bar(steps, desc=desc or f"train {solver.name}", enabled=progress,
+                       mininterval=0.5)
     start = time.perf_counter()
     solver.train()
     for step in range(1, steps + 1):

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 
 from genbench.core.config import EvalConfig
+from genbench.core.progress import bar
 from genbench.eval.floors import (
     mmd_with_floor,
     ratio,
@@ -88,9 +89,11 @@ class Evaluation:
         z_gen: Tensor,
         splits: DataSplits,
         ae: AutoEncoder,
-        solver: Solver,
+        solver: Solver | None,
     ) -> dict[str, Any]:
-        """Score generated latents ``z_gen`` and their decodings ``x_gen`` on held-out data."""
+        """Score generated latents ``z_gen`` and their decodings ``x_gen`` on held-out data.
+
+        ``solver`` is ``None`` for samples made elsewhere (no density: no NLL)."""
         start = time.perf_counter()
         cfg, cache = self.cfg, self.cache_dir
         device = z_gen.device
@@ -98,11 +101,16 @@ class Evaluation:
         z_test, z_ref = ae.encode(x_test), ae.encode(x_ref)
         out: dict[str, Any] = {}
         seconds: dict[str, float] = {}
+        has_density = solver is not None and solver.has_density
+        phases = 7 + int(has_density) + int(cfg.empirical_baseline)
+        progress = bar(phases, desc="evaluate", unit="metric")
 
         def timed(name: str, compute: Callable[..., dict[str, Any]], *args: Any) -> None:
+            progress.set_postfix_str(name, refresh=False)
             tic = time.perf_counter()
             out.update(compute(*args))
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - tic
+            progress.update(1)
 
         for space, gen, test, ref in (("data", x_gen, x_test, x_ref),
                                       ("latent", z_gen, z_test, z_ref)):
@@ -112,10 +120,11 @@ class Evaluation:
         timed("w2", self._reconstruction, ae.decode(z_test), x_test, out["data_w2_floor"])
         out |= {"nll": None, "nll_space": None, "nll_floor": None, "data_tv_mc": None,
                 "data_tv_mc_ci": None}
-        if solver.has_density:
+        if has_density:
             timed("density", self._density, splits, ae, solver, x_test)
         if cfg.empirical_baseline:
             timed("empirical", self._empirical, splits.train.to(device), x_test)
+        progress.close()
         out["eval_seconds_by_metric"] = seconds
         out["eval_seconds"] = time.perf_counter() - start
         return out

@@ -1,5 +1,6 @@
 """One job: fit or load the encoder-decoder, train the solver, sample, score, write results
-(pipeline), tracked (tracking), into files named in files."""
+(pipeline, scoring), atomically (storage), tracked (tracking), with its checkpoint
+(checkpoint); re-score a job (rescore) or samples made elsewhere (external)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "MODEL_FILE": "genbench.run.files",
     "RESULTS_FILE": "genbench.run.files",
     "SAMPLES_FILE": "genbench.run.files",
     "resolve_device": "genbench.run.pipeline",
@@ -19,6 +21,8 @@ _EXPORTS = {
     "log_sweep": "genbench.run.tracking",
     "make_tracker": "genbench.run.tracking",
     "run_name": "genbench.run.tracking",
+    "rescore": "genbench.run.rescore",
+    "score_external": "genbench.run.external",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -3,9 +3,11 @@
 The CLI, every launcher and the tests call this same function. It validates the whole
 configuration before building anything, trains the solver on the shared encoder-decoder's
 latents, scores held-out samples with the harness, and writes ``results.json`` (atomically)
-with the generated samples beside it. A job that fails records its error in its
-``results.json`` instead of raising, so a sweep never loses the other jobs' results; with
-``resume`` a job whose successful result exists is skipped.
+with the generated samples and the fitted solver beside it (``model.pt``,
+:mod:`genbench.run.checkpoint`: ``genbench-eval`` re-samples it without retraining). A job
+that fails records its error in its ``results.json`` instead of raising, so a sweep never
+loses the other jobs' results; with ``resume`` a job whose successful result exists is
+skipped.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import json
 import logging
 import platform
 import resource
-import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -22,20 +23,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from genbench.codecs import get_autoencoder
 from genbench.core.config import RunConfig, is_result_neutral, validate
 from genbench.core.solver import get_solver_class
-from genbench.core.storage import atomic_json_dump, atomic_npz_save, read_json
-from genbench.data import build_dataset
-from genbench.eval.harness import Evaluation
-from genbench.run.files import RESULTS_FILE, SAMPLES_FILE
+from genbench.core.storage import atomic_json_dump, read_json
+from genbench.run.checkpoint import save_checkpoint
+from genbench.run.files import MODEL_FILE, RESULTS_FILE, SAMPLES_FILE
+from genbench.run.scoring import draw, load_inputs, score
 from genbench.run.tracking import make_tracker, run_name
 
-__all__ = ["RESULTS_FILE", "SAMPLES_FILE", "resolve_device", "run"]
+__all__ = ["MODEL_FILE", "RESULTS_FILE", "SAMPLES_FILE", "environment", "resolve_device", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +61,12 @@ def _as_run_config(cfg: RunConfig | DictConfig | Mapping[str, Any]) -> RunConfig
     return validate(RunConfig, cfg, what="the run config")
 
 
-def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path) -> dict[str, Any]:
-    """Run one job and return its result (also written to ``output_dir/results.json``)."""
+def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path, *,
+        variant: str | None = None) -> dict[str, Any]:
+    """Run one job and return its result (also written to ``output_dir/results.json``).
+
+    ``variant`` (the CLI passes the job's Hydra overrides) names the job's tracking run.
+    """
     out = Path(output_dir)
     results_path = out / RESULTS_FILE
     header: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(),
@@ -80,8 +83,9 @@ def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path)
                 log.info("result exists, skipping: %s", results_path)
                 return previous | {"skipped": True}
             log.warning("%s holds a result for another config: running again", results_path)
-        tracker = make_tracker(rc.logger, config=asdict(rc), name=run_name(rc), output_dir=out)
-        result = header | _run(rc, out, tracker)
+        tracker = make_tracker(rc.logger, config=asdict(rc), name=run_name(rc, variant),
+                               output_dir=out)
+        result = header | _run(rc, out, tracker, variant)
         result["status"] = "ok"
     except Exception as err:
         log.error("job failed: %s: %s", type(err).__name__, err)
@@ -126,7 +130,7 @@ def _peak_memory(device: torch.device) -> dict[str, float]:
     return peak
 
 
-def _run(rc: RunConfig, out: Path, tracker: Any) -> dict[str, Any]:
+def _run(rc: RunConfig, out: Path, tracker: Any, variant: str | None = None) -> dict[str, Any]:
     solver_cfg = dict(rc.solver)
     solver_name = solver_cfg.pop("name", None)
     if not solver_name:
@@ -135,45 +139,34 @@ def _run(rc: RunConfig, out: Path, tracker: Any) -> dict[str, Any]:
     hparams = validate(solver_cls.Config, solver_cfg, what=f"solver {solver_name!r}")
     device = resolve_device(rc.device)
 
-    torch.manual_seed(rc.seed)
-    np.random.seed(rc.seed)
-    splits = build_dataset(rc.dataset, seed=rc.seed)
-    ae, ae_info = get_autoencoder(rc.autoencoder, rc.dataset, rc.cache_dir, device)
-    z_train = ae.encode(splits.train.to(device))
+    inputs = load_inputs(rc, device)
+    z_train = inputs.ae.encode(inputs.splits.train.to(device))
 
     torch.manual_seed(rc.seed)
-    solver = solver_cls(ae.latent_dim, hparams).to(device)
+    solver = solver_cls(inputs.ae.latent_dim, hparams).to(device)
     train_stats = solver.fit(z_train, callback=tracker.log_train, progress=rc.progress)
+    save_checkpoint(solver, out / MODEL_FILE, solver_name=solver_name,
+                    autoencoder_key=inputs.ae_info.get("key"),
+                    job={"dataset": rc.dataset, "autoencoder": rc.autoencoder, "seed": rc.seed})
 
-    generator = torch.Generator(device=device).manual_seed(rc.seed)
-    n_eval = len(splits.test)
-    start = time.perf_counter()
-    z_gen = solver.sample(n_eval, generator=generator)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    sample_seconds = time.perf_counter() - start
-    x_gen = ae.decode(z_gen)
-
-    evaluate = Evaluation(rc.eval, cache_dir=rc.cache_dir)
-    metrics = evaluate(x_gen=x_gen, z_gen=z_gen, splits=splits, ae=ae, solver=solver)
-    atomic_npz_save(out / SAMPLES_FILE, x_gen=x_gen, z_gen=z_gen, x_test=splits.test,
-                    z_test=ae.encode(splits.test.to(device)))
+    x_gen, z_gen, sample_seconds = draw(rc, solver, inputs)
+    metrics, figures = score(rc, inputs, out, x_gen=x_gen, z_gen=z_gen, solver=solver,
+                             title=run_name(rc, variant))
     metrics |= {"nfe": solver.nfe, "train_seconds": train_stats["train_seconds"],
-                "sample_seconds": sample_seconds, "n_eval": n_eval,
-                "n_train": len(splits.train), "latent_dim": ae.latent_dim,
+                "sample_seconds": sample_seconds, "n_eval": len(inputs.splits.test),
+                "n_train": len(inputs.splits.train), "latent_dim": inputs.ae.latent_dim,
                 "final_loss": train_stats["final_loss"], **_peak_memory(device)}
-    figures = {}
-    if rc.eval.plot:
-        from genbench.run.plots import scatter_samples
-
-        figures["samples"] = scatter_samples(x_gen, splits.test, out / "samples.png",
-                                             title=run_name(rc))
     tracker.log_summary(metrics, figures)
     return {
         "metrics": metrics,
         "train": {k: v for k, v in train_stats.items() if k != "train_seconds"},
-        "autoencoder_info": ae_info,
+        "autoencoder_info": inputs.ae_info,
         "device": str(device),
-        "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                        "host": platform.node()},
+        "environment": environment(),
     }
+
+
+def environment() -> dict[str, str]:
+    """Versions and host of the process that produced a result."""
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "host": platform.node()}

@@ -3,9 +3,12 @@
 ``logger=none`` (the default) tracks nothing: the local report (:mod:`genbench.report`)
 needs no account. ``logger=wandb`` runs wandb offline (no account, no network; sync later
 with ``wandb sync``); ``logger.mode=online`` syncs live. Each job is one run named
-``{solver}-{dataset}-s{seed}``, grouped per sweep (``GENBENCH_SWEEP_ID``, set by the sweep
-callback, unless ``logger.group`` is given), with the resolved config, the training curves,
-the summary metrics (distances summarised by their minimum) and the sample scatter image.
+``{solver}-{dataset}-s{seed} ({variant})`` (the variant: the job's other overrides, so the
+runs of an NFE sweep differ), tagged with its solver and data set, grouped per sweep
+(``GENBENCH_SWEEP_ID``, set by the sweep callback, unless ``logger.group`` is given), with the
+resolved config, the training curves, the summary metrics (scalars; distances, losses and
+times declared ``summary="min", goal="minimize"``), the sample scatter image and the job's
+files as Artifacts (``samples``, ``results``, ``model``).
 A run is always finished, with exit code 1 when its job failed; a tracking error is logged
 as a warning and never costs a job its result. :func:`log_sweep` adds one run per sweep
 (``job_type="report"``) holding the leaderboard and the per-job results as ``wandb.Table``.
@@ -17,6 +20,7 @@ References:
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import re
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from genbench.core.config import LoggerConfig, RunConfig
+from genbench.run.files import MODEL_FILE, RESULTS_FILE, SAMPLES_FILE
 
 __all__ = [
     "LOGGERS",
@@ -42,15 +47,28 @@ LOGGERS = ("none", "wandb")
 MODES = ("offline", "online", "disabled")
 SWEEP_ID_ENV = "GENBENCH_SWEEP_ID"
 JOB_TYPE = "train-eval"
+# The files of a job logged as Artifacts, by artifact type.
+ARTIFACTS = {"samples": SAMPLES_FILE, "results": RESULTS_FILE, "model": MODEL_FILE}
 # Metrics where smaller is better: wandb keeps their minimum as the run's summary.
 MINIMISED = re.compile(r"(w2|tv|mmd|nll|kl)(_ratio|_floor)?$|_loss$|_seconds$")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def run_name(rc: RunConfig) -> str:
-    """``{solver}-{dataset}-s{seed}``, the name of a job's run."""
-    return f"{rc.solver.get('name')}-{rc.dataset.get('name')}-s{rc.seed}"
+# Overrides already spelt by the base name (or that never change a result).
+_NAMED_KEYS = ("solver", "dataset", "seed")
+
+
+def run_name(rc: RunConfig, variant: str | None = None) -> str:
+    """``{solver}-{dataset}-s{seed}``, then `` ({variant})`` when the job has other overrides.
+
+    ``variant`` is a Hydra ``override_dirname`` (``key=value`` joined by commas); the
+    selections already in the base name are dropped from it.
+    """
+    base = f"{rc.solver.get('name')}-{rc.dataset.get('name')}-s{rc.seed}"
+    items = [item for item in (variant or "").split(",")
+             if item and item.partition("=")[0].lstrip("+~") not in _NAMED_KEYS]
+    return f"{base} ({','.join(items)})" if items else base
 
 
 def _never_raises(method: F) -> F:
@@ -85,7 +103,7 @@ class NullTracker(Tracker):
 
 
 def _init_wandb(cfg: LoggerConfig, *, name: str, job_type: str, config: dict[str, Any],
-                directory: Path, group: str | None) -> Any:
+                directory: Path, group: str | None, tags: Sequence[str] = ()) -> Any:
     try:
         import wandb
     except ImportError as err:  # pragma: no cover - wandb is a core dependency
@@ -96,9 +114,23 @@ def _init_wandb(cfg: LoggerConfig, *, name: str, job_type: str, config: dict[str
     os.environ.setdefault("WANDB_SILENT", "true")
     return wandb.init(
         project=cfg.project, entity=cfg.entity, mode=cfg.mode, dir=str(directory),
-        group=group, job_type=job_type, name=name, config=config, tags=list(cfg.tags),
+        group=group, job_type=job_type, name=name, config=config,
+        tags=list(dict.fromkeys([*cfg.tags, *tags])),
         reinit="create_new",
     )
+
+
+def _define_minimised(run: Any, key: str) -> None:
+    """``define_metric(key, summary="min", goal="minimize")``; wandb >= 0.2x dropped ``goal``
+    (the minimum is then the only hint), so it is passed only where the API takes it."""
+    try:
+        takes_goal = "goal" in inspect.signature(run.define_metric).parameters
+    except (TypeError, ValueError):
+        takes_goal = False
+    if takes_goal:
+        run.define_metric(key, summary="min", goal="minimize")
+    else:
+        run.define_metric(key, summary="min")
 
 
 class WandbTracker(Tracker):
@@ -108,9 +140,12 @@ class WandbTracker(Tracker):
         import wandb
 
         self.wandb = wandb
+        self.output_dir = Path(output_dir)
+        tags = [str(config.get(k, {}).get("name")) for k in ("solver", "dataset")
+                if isinstance(config.get(k), dict) and config[k].get("name")]
         self.run = _init_wandb(cfg, name=name, job_type=JOB_TYPE, config=config,
                                directory=Path(cfg.dir or output_dir),
-                               group=cfg.group or os.environ.get(SWEEP_ID_ENV))
+                               group=cfg.group or os.environ.get(SWEEP_ID_ENV), tags=tags)
         self.run.define_metric("train/step")
         self.run.define_metric("train/*", step_metric="train/step")
 
@@ -124,11 +159,23 @@ class WandbTracker(Tracker):
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         for key in scalars:
             if MINIMISED.search(key):
-                self.run.define_metric(key, summary="min")
+                _define_minimised(self.run, key)
         images = {k: self.wandb.Image(str(p)) for k, p in figures.items() if Path(p).exists()}
         self.run.log(scalars | images)
+        # One value per job: the summary holds it as a scalar (log keeps the "min" view).
+        self.run.summary.update(scalars)
         # Method names ("exact", "sinkhorn") are strings: keep them beside the numbers.
         self.run.summary.update({k: v for k, v in metrics.items() if isinstance(v, str)})
+
+    @_never_raises
+    def log_artifacts(self) -> None:
+        """The job's files (present ones), each an Artifact named ``run-{id}-{kind}``."""
+        for kind, filename in ARTIFACTS.items():
+            path = self.output_dir / filename
+            if path.is_file():
+                artifact = self.wandb.Artifact(f"run-{self.run.id}-{kind}", type=kind)
+                artifact.add_file(str(path))
+                self.run.log_artifact(artifact)
 
     @_never_raises
     def finish(self, result: dict[str, Any]) -> None:
@@ -136,6 +183,7 @@ class WandbTracker(Tracker):
         self.run.summary["status"] = result.get("status", "failed")
         if failed:
             self.run.summary["error"] = f"{result.get('error_type')}: {result.get('error')}"
+        self.log_artifacts()
         self.run.finish(exit_code=1 if failed else 0)
 
 

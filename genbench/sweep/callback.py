@@ -4,6 +4,8 @@
 and runs with every launcher: its job hooks run in the job's own process (a joblib worker,
 a SLURM node), its sweep hook in the process that launched the sweep, after every job ended.
 
+- ``on_multirun_start`` opens a progress bar over the sweep's jobs (done, ETA) when the
+  jobs run in this process (the basic launcher) and stderr is a terminal;
 - ``on_job_start`` names the sweep (``GENBENCH_SWEEP_ID``), so each job's wandb run joins
   its sweep's group;
 - ``on_job_end`` logs one line: the job's status and headline numbers;
@@ -35,6 +37,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from genbench.run.tracking import SWEEP_ID_ENV
+from genbench.sweep.progress import advance_sweep_bar, close_sweep_bar, open_sweep_bar
 
 __all__ = ["LAUNCHER_PLUGINS", "SweepCallback", "job_line", "missing_launcher_hint", "sweep_id"]
 
@@ -111,6 +114,9 @@ class SweepCallback(Callback):
         self.plots = plots
         self._set_sweep_id = False
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        open_sweep_bar(self, config)
+
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if _is_multirun(config) and SWEEP_ID_ENV not in os.environ:
             os.environ[SWEEP_ID_ENV] = sweep_id(config.hydra.sweep.dir)
@@ -123,13 +129,16 @@ class SweepCallback(Callback):
         if not _is_multirun(config):
             return
         number = OmegaConf.select(config, "hydra.job.num")
-        if job_return.status == JobStatus.COMPLETED and isinstance(job_return.return_value,
-                                                                   dict):
+        ok = job_return.status == JobStatus.COMPLETED and isinstance(job_return.return_value,
+                                                                     dict)
+        if ok:
             log.info(job_line(job_return.return_value, number))
         else:  # return_value would re-raise the job's exception
             log.error("job %s raised: %r", number, job_return._return_value)
+        advance_sweep_bar(self, ok and job_return.return_value.get("status") == "ok")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        close_sweep_bar(self)
         if not self.report:
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))

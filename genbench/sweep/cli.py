@@ -63,7 +63,7 @@ def format_result(result: dict[str, Any]) -> str:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def _app(cfg: DictConfig) -> dict[str, Any]:
     hc = HydraConfig.get()
-    result = run(cfg, hc.runtime.output_dir)
+    result = run(cfg, hc.runtime.output_dir, variant=hc.job.override_dirname)
     print(format_result(result) if not result.get("skipped")
           else f"skipped (result exists): {hc.runtime.output_dir}", flush=True)
     if result.get("status") != "ok" and hc.mode == RunMode.RUN:
@@ -72,9 +72,14 @@ def _app(cfg: DictConfig) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point (``genbench --version`` prints the version; the rest is Hydra's)."""
     from genbench.sweep.callback import missing_launcher_hint
 
+    if sys.argv[1:] in (["--version"], ["-V"]):
+        from genbench import __version__
+
+        print(f"genbench {__version__}")
+        return
     hint = missing_launcher_hint(sys.argv[1:])
     if hint is not None:
         sys.exit(hint)

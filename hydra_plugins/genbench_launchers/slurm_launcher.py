@@ -113,9 +113,9 @@ class SlurmLauncher(_Base):
     def record_ended_job(self, job: Any, overrides: Sequence[str], number: int,
                          error: Exception) -> JobReturn:
         # genbench is imported here, not at Hydra's plugin scan
-        from genbench.sweep.callback import job_line
-        from genbench.run.files import RESULTS_FILE
         from genbench.core.storage import atomic_json_dump, read_json
+        from genbench.run.files import RESULTS_FILE
+        from genbench.sweep.callback import job_line
 
         assert self.config is not None and self.hydra_context is not None
         sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config,
