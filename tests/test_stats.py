@@ -140,3 +140,17 @@ def test_bad_inputs_are_named():
         bootstrap_mean_interval([1.0, math.nan])
     with pytest.raises(ValueError, match="same number"):
         rank_groups({"a": [1.0, 2.0], "b": [1.0]})
+
+
+def test_transformed_prediction_test_is_the_test_on_the_mapped_draws():
+    draws = np.array([0.9, 1.1, 1.0, 1.3, 0.8])
+    expected = worse_than_reference_p(math.log(1.6), np.log(draws))
+    assert worse_than_reference_p(1.6, draws, transform="log") == pytest.approx(expected)
+    cov = np.array([0.96, 0.97, 0.95, 0.965])
+    logit = np.log(cov / (1 - cov))
+    expected = worse_than_reference_p(math.log(0.9 / 0.1), logit, larger_is_worse=False)
+    assert worse_than_reference_p(0.9, cov, larger_is_worse=False,
+                                  transform="logit") == pytest.approx(expected)
+    assert worse_than_reference_p(0.0, draws, transform="log") > 0.99
+    with pytest.raises(ValueError, match="transform"):
+        worse_than_reference_p(1.0, draws, transform="sqrt")

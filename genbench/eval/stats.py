@@ -39,10 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["FloorSummary", "Interval", "RankGroups", "bootstrap_mean_interval", "draw_interval",
-           "floor_ratio_interval", "floor_summary", "holm", "paired_noise_test",
-           "paired_permutation_test",
-           "rank_groups", "seed_mean_interval", "worse_than_reference_p"]
+__all__ = ["TRANSFORMS", "FloorSummary", "Interval", "RankGroups", "bootstrap_mean_interval",
+           "draw_interval", "floor_ratio_interval", "floor_summary", "holm",
+           "paired_noise_test", "paired_permutation_test", "rank_groups", "seed_mean_interval",
+           "worse_than_reference_p"]
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,26 @@ def floor_summary(draws: np.ndarray | Sequence[float]) -> FloorSummary:
     return FloorSummary(float(x.mean()), float(x.std(ddof=1)), len(x))
 
 
+TRANSFORMS = ("identity", "log", "logit")
+
+
+def _transform(values: np.ndarray, kind: str) -> np.ndarray:
+    if kind not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {TRANSFORMS}, got {kind!r}")
+    if kind == "log":
+        if np.any(values <= 0):
+            raise ValueError("the log transform needs positive scores")
+        return np.log(values)
+    if kind == "logit":
+        if np.any((values < 0) | (values > 1)):
+            raise ValueError("the logit transform needs scores in [0, 1]")
+        v = np.clip(values, 1e-6, 1 - 1e-6)
+        return np.log(v / (1 - v))
+    return values
+
+
 def worse_than_reference_p(score: float, floor_draws: np.ndarray | Sequence[float], *,
-                           larger_is_worse: bool = True) -> float:
+                           larger_is_worse: bool = True, transform: str = "identity") -> float:
     """One-sided p-value that ``score`` is worse than a fresh exact reference draw.
 
     The prediction test for one new observation from a normal sample of size ``R`` (mean
@@ -118,11 +136,20 @@ def worse_than_reference_p(score: float, floor_draws: np.ndarray | Sequence[floa
     ``R - 1`` degrees of freedom under H0 (the job's sample has the target's law). Normality
     of the plug-in score over draws is an *approximation* (central limit behaviour of
     W2/MMD/coverage at n in the thousands; checked by the false-positive rate of
-    benchmarks/power.py).
+    benchmarks/power.py). ``transform`` maps draws and score first (``log`` for positive,
+    right-skewed scores such as W2, ``logit`` for proportions such as coverage): a
+    variance-stabilising approximation that brings the draws closer to normal.
     """
-    f = floor_summary(floor_draws)
     if not math.isfinite(score):
         raise ValueError(f"score must be finite, got {score}")
+    draws = _vector(floor_draws, "floor_draws", 2)
+    # A monotone map keeps the direction; the score is mapped like the draws.
+    if transform == "log":  # a score of 0 (or below) is better than any positive draw
+        score = max(score, 1e-300)
+    elif transform == "logit":
+        score = min(max(score, 0.0), 1.0)
+    draws, score = _transform(draws, transform), float(_transform(np.array([score]), transform)[0])
+    f = floor_summary(draws)
     diff = (score - f.mean) if larger_is_worse else (f.mean - score)
     if f.sd == 0.0:
         return 0.0 if diff > 0 else 1.0
