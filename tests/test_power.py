@@ -11,7 +11,7 @@ from benchmarks.power import perturbed, run_dim, target
 @pytest.fixture(scope="module", params=[2, 32])
 def table(request):
     return run_dim(request.param, n_test=400, n_floor=12, n_null=12, n_perm=49, alpha=0.05,
-                   seed=0)
+                   seed=0, n_sets=2)
 
 
 def test_missing_mode_and_collapse_are_detected(table):
