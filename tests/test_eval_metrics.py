@@ -145,3 +145,8 @@ def test_cross_entropy_rejects_bad_input():
         cross_entropy(np.zeros(5), MIX.log_prob)
     with pytest.raises(ValueError, match="positive definite"):
         gaussian_entropy(-np.eye(2))
+
+
+def test_prdc_blocks_do_not_change_the_result():
+    x, y = _draw(300, 11), _draw(200, 12) + 0.2
+    assert prdc(x, y, chunk=37).scores() == prdc(x, y).scores()

@@ -71,7 +71,8 @@ def knn_radii(x: Tensor, k: int, chunk: int = 4096) -> Tensor:
     return torch.cat(out)
 
 
-def prdc(gen: Tensor | np.ndarray, real: Tensor | np.ndarray, *, k: int = 5) -> PRDC:
+def prdc(gen: Tensor | np.ndarray, real: Tensor | np.ndarray, *, k: int = 5,
+         chunk: int = 2048) -> PRDC:
     """Precision, recall, density and coverage of ``gen`` against ``real`` (rows = points)."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
@@ -80,14 +81,22 @@ def prdc(gen: Tensor | np.ndarray, real: Tensor | np.ndarray, *, k: int = 5) -> 
         raise ValueError(f"gen and real must share their dimension, got {tuple(y.shape)} "
                          f"and {tuple(x.shape)}")
     r_real, r_gen = knn_radii(x, k), knn_radii(y, k)
-    d = torch.cdist(x, y)  # (N, M): real i to generated j
-    in_real_ball = d <= r_real[:, None]  # Y_j inside B(X_i, NND_k(X_i))
-    in_gen_ball = d <= r_gen[None, :]  # X_i inside B(Y_j, NND_k(Y_j))
+    precision = torch.zeros(len(y), dtype=torch.bool)
+    density = torch.zeros(len(y), dtype=torch.float64)
+    recall, coverage = [], []
+    # Blocks of real rows keep memory at chunk x M distances for any n.
+    for start in range(0, len(x), chunk):
+        d = torch.cdist(x[start:start + chunk], y)  # real i to generated j
+        in_real_ball = d <= r_real[start:start + chunk, None]  # Y_j in B(X_i, NND_k(X_i))
+        precision |= in_real_ball.any(dim=0)
+        density += in_real_ball.sum(dim=0)
+        coverage.append(in_real_ball.any(dim=1))
+        recall.append((d <= r_gen[None, :]).any(dim=1))  # X_i in some B(Y_j, NND_k(Y_j))
     per_point = {
-        "precision": in_real_ball.any(dim=0).double().numpy(),  # per generated point
-        "recall": in_gen_ball.any(dim=1).double().numpy(),  # per real point
-        "density": (in_real_ball.sum(dim=0).double() / k).numpy(),  # per generated point
-        "coverage": in_real_ball.any(dim=1).double().numpy(),  # per real point
+        "precision": precision.double().numpy(),  # per generated point
+        "recall": torch.cat(recall).double().numpy(),  # per real point
+        "density": (density / k).numpy(),  # per generated point
+        "coverage": torch.cat(coverage).double().numpy(),  # per real point
     }
     means = {key: float(v.mean()) for key, v in per_point.items()}
     return PRDC(means["precision"], means["recall"], means["density"], means["coverage"], k,
