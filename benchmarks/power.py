@@ -48,7 +48,12 @@ from genbench.eval.metrics.likelihood import cross_entropy  # noqa: E402
 from genbench.eval.metrics.mmd_test import mmd_test  # noqa: E402
 from genbench.eval.metrics.modes import mode_report  # noqa: E402
 from genbench.eval.metrics.prdc import prdc  # noqa: E402
-from genbench.eval.stats import floor_summary, holm, worse_than_reference_p  # noqa: E402
+from genbench.eval.stats import (  # noqa: E402
+    combined_rank_p,
+    floor_summary,
+    holm,
+    worse_than_reference_p,
+)
 from genbench.metrics import median_bandwidth, w2  # noqa: E402
 from genbench.metrics.mmd import mmd2  # noqa: E402
 
@@ -125,8 +130,12 @@ def verdict(x: np.ndarray, test: np.ndarray, mix: GaussianMixture,
          for k, (up, tr) in FLOOR_SCORES.items()}
     adjusted = holm([p[k] for k in TESTS])
     p["mmd_perm"] = mt.p_value
+    rank_p = combined_rank_p([s[k] for k in TESTS], np.column_stack([floors[k] for k in TESTS]),
+                             larger_is_worse=[FLOOR_SCORES[k][0] for k in TESTS],
+                             transforms=[FLOOR_SCORES[k][1] for k in TESTS])
     return {"scores": s, "p": p, "alone": {k: bool(p[k] <= alpha) for k in (*TESTS, *REPORTED)},
-            "detected": bool(adjusted.min() <= alpha)}
+            "detected": bool(adjusted.min() <= alpha), "rank_p": rank_p,
+            "rank_detected": bool(rank_p <= alpha)}
 
 
 def _floors(mix: GaussianMixture, test: np.ndarray, bandwidth: float, n_floor: int,
@@ -168,6 +177,8 @@ def run_dim(dim: int, *, n_test: int, n_floor: int, n_null: int, n_perm: int, al
     return {
         "dim": dim, "floor": summary, "cases": cases, "n_sets": n_sets,
         "false_positive_rate": float(np.mean([v["detected"] for v in null])) if null else None,
+        "false_positive_rate_rank": (float(np.mean([v["rank_detected"] for v in null]))
+                                     if null else None),
         "false_positive_alone": {k: float(np.mean([v["alone"][k] for v in null]))
                                  for k in (*TESTS, *REPORTED)} if null else {},
         "n_null": n_null,
@@ -200,15 +211,18 @@ def markdown(result: dict[str, Any]) -> str:
     for row in result["dims"]:
         for name, c in row["cases"].items():
             alone = " | ".join("yes" if c["alone"][k] else "." for k in COLUMNS)
-            lines.append(f"| {name} | {row['dim']} | **{'yes' if c['detected'] else 'NO'}** | "
-                         f"{alone} | {c['w2_ratio']:.3f} |")
+            rank = f" (rank test p = {c['rank_p']:.3f})" if "rank_p" in c else ""
+            lines.append(f"| {name} | {row['dim']} | **{'yes' if c['detected'] else 'NO'}**"
+                         f"{rank} | {alone} | {c['w2_ratio']:.3f} |")
     lines += ["", "## False-positive rate over identical-law draws", "",
               "| d | n (test sets) | Holm (verdict) | " + " | ".join(COLUMNS) + " |",
               "|---|---|---|" + "---|" * len(COLUMNS)]
     for row in result["dims"]:
         fp = " | ".join(f"{row['false_positive_alone'][k]:.3f}" for k in COLUMNS)
+        rank = row.get("false_positive_rate_rank")
+        rank = "" if rank is None else f" (rank test {rank:.3f})"
         lines.append(f"| {row['dim']} | {row['n_null']} ({row['n_sets']}) | "
-                     f"**{row['false_positive_rate']:.3f}** | {fp} |")
+                     f"**{row['false_positive_rate']:.3f}**{rank} | {fp} |")
     lines += ["", "## Floors (mean +- sd over the floor draws)", "",
               "| d | " + " | ".join(FLOOR_SCORES) + " |", "|---|" + "---|" * len(FLOOR_SCORES)]
     for row in result["dims"]:
@@ -222,7 +236,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {row['dim']} | " + " | ".join(f"{row['seconds_median'].get(k, 0):.3f}"
                                                       for k in keys) + " |")
     decision = RESULTS / "power_decision.md"
-    if decision.exists():
+    if result["config"].get("decision", True) and decision.exists():
         lines += ["", decision.read_text().rstrip()]
     return "\n".join(lines) + "\n"
 
@@ -238,6 +252,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--no-decision", dest="decision", action="store_false",
+                    help="do not append power_decision.md (for side runs)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
