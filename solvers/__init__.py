@@ -1,3 +1,3 @@
 """Built-in genbench solvers; importing this package registers each of them."""
 
-from solvers import cfm, ddpm, jko, lsb, pfode  # noqa: F401
+from solvers import cfm, ddpm, jko, ladder, lsb, pfode  # noqa: F401
