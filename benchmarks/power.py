@@ -44,7 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from genbench.data.mixtures import GaussianMixture, MixtureParams, random_mixture  # noqa: E402
+from genbench.eval.metrics import median_bandwidth, w2  # noqa: E402
 from genbench.eval.metrics.likelihood import cross_entropy  # noqa: E402
+from genbench.eval.metrics.mmd import mmd2  # noqa: E402
 from genbench.eval.metrics.mmd_test import mmd_test  # noqa: E402
 from genbench.eval.metrics.modes import mode_report  # noqa: E402
 from genbench.eval.metrics.prdc import prdc  # noqa: E402
@@ -54,8 +56,6 @@ from genbench.eval.stats import (  # noqa: E402
     holm,
     worse_than_reference_p,
 )
-from genbench.metrics import median_bandwidth, w2  # noqa: E402
-from genbench.metrics.mmd import mmd2  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 PERTURBATIONS = ("missing_mode", "skewed_x2", "scale_1.1", "blur", "collapse")

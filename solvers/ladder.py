@@ -26,8 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genbench.registry import register_solver
-from genbench.solver import Solver, SolverConfig, TrainCallback
+from genbench.core.solver import Solver, SolverConfig, TrainCallback, register_solver
 
 __all__ = ["Collapse", "CollapseConfig", "Gaussian", "Memoriser"]
 
@@ -41,6 +40,9 @@ class _Reference(Solver):
 
     def trainable_module(self) -> torch.nn.Module:
         raise NotImplementedError(f"solver {self.name!r} has no trainable module")
+
+    def build_ema(self) -> None:
+        """Nothing to average: the ladder has no network."""
 
     def _fit_closed_form(self, z: Tensor) -> float:
         """Set the buffers from the training latents; return the criterion reached."""

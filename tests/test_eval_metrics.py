@@ -11,10 +11,10 @@ from scipy import stats as sps
 
 from genbench.data.mixtures import GaussianMixture, MixtureParams, random_mixture
 from genbench.eval.metrics.likelihood import cross_entropy, entropy_mc, gaussian_entropy
+from genbench.eval.metrics.mmd import mmd2
 from genbench.eval.metrics.mmd_test import mmd_test
 from genbench.eval.metrics.modes import mode_report
 from genbench.eval.metrics.prdc import knn_radii, prdc
-from genbench.metrics.mmd import mmd2
 
 MIX = random_mixture(MixtureParams(dim=5, n_components=4, radius=4.0, std=0.5))
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genbench.metrics.mmd import median_bandwidth
+from genbench.eval.metrics.mmd import median_bandwidth
 
 __all__ = ["MMDTest", "mmd_test"]
 
