@@ -27,8 +27,8 @@ def test_an_unlearned_block_does_not_stop_the_flow() -> None:
     assert gaussian_w2_to_standard(z) < 0.05  # the moment proxy cannot see the difference
     assert sliced_w2_to_normal(z) > 0.2  # the sliced distance can (floor ~0.07)
     # tol = 1: every block passes the movement rule (the old rule stopped after one block);
-    # a block trained for one step learns nothing, so the data stay bimodal.
-    solver = JKOFlow(2, SMALL | {"max_blocks": 3, "steps": 1, "lr": 1e-6, "tol": 1.0})
+    # short-trained blocks improve on the identity but leave the data bimodal.
+    solver = JKOFlow(2, SMALL | {"max_blocks": 3, "steps": 100, "tol": 1.0})
     stats = solver.fit(z)
     assert stats["blocks"][0]["relative_movement"] < 1.0
     assert stats["n_blocks"] == 3
@@ -42,3 +42,22 @@ def test_sliced_distance_is_at_its_floor_for_normal_data() -> None:
     assert sliced_w2_to_normal(x) < 2 * floor
     assert sliced_w2_to_normal(1.3 * x) > 2 * floor
     assert sliced_w2_to_normal(x + torch.tensor([0.3, 0.0])) > 2 * floor
+
+
+def test_a_block_worse_than_the_identity_is_dropped(monkeypatch) -> None:
+    """The identity is a feasible JKO step: a block whose accurate objective exceeds the
+    identity's gamed the fixed-step training solver, and is discarded (the flow stops)."""
+    z = bimodal(1000)
+    solver = JKOFlow(2, SMALL | {"max_blocks": 3, "steps": 100, "tol": 0.0})
+    measure = solver._movement
+
+    def worse_second_block(k, x, out):
+        stats = measure(k, x, out)
+        if k == 1:
+            stats["objective"] = stats["objective_identity"] + 1.0
+        return stats
+
+    monkeypatch.setattr(solver, "_movement", worse_second_block)
+    stats = solver.fit(z)
+    assert stats["n_blocks"] == 1 and int(solver.n_blocks) == 1
+    assert [b["rejected"] for b in stats["blocks"]] == [False, True]
