@@ -5,24 +5,25 @@ target latent law p, eps ~ N(0, I)) and sample ``dX = b(X, t) dt + sigma dW`` wi
 
     b(x, t) = (E[y | x_t = x] - x) / (1 - t).                                         (*)
 
-- ``start: delta`` (Schrödinger-Föllmer, delta_0 -> p): the Brownian bridge from 0,
-  ``a = t, s = sigma sqrt(t (1 - t))``, and (*) is E[(y - X_t) / (1 - t) | X_t = x]. X_0 = 0.
-- ``start: smoothed``: Brownian motion started at p, run backwards, ``a = 1,
-  s = sigma sqrt(1 - t)``; (*) is sigma^2 grad log(p * N(0, sigma^2 (1 - t) I)) by Tweedie's
-  formula, so the regression below is denoising score matching. The start law
-  p * N(0, sigma^2 I) is replaced by the Gaussian with the same two moments,
-  N(m, C + sigma^2 I) (m, C: mean and covariance of the training latents). Only the
-  cumulants of p beyond the second are lost, and they shrink against the added noise as
-  (data scale / sigma)^3, so this start wants sigma of several data scales (e.g. 3-5 on
-  standardised latents). Its noise level at the early stop is sigma sqrt(delta), so delta
-  must shrink like 1 / sigma^2 (delta ~ 1e-4 at sigma = 3).
+- ``start: convolved`` (the default; the construction of Jiao, Kang, Lin, Liu, Zuo,
+  arXiv 2404.13309): the SDE carries the Gaussian-convolved latent law p * N(0, sigma^2 I)
+  to p. It is the time reversal of Brownian motion started at p, ``a = 1,
+  s = sigma sqrt(1 - t)``: by Tweedie's formula (*) is
+  sigma^2 grad log(p * N(0, sigma^2 (1 - t) I)), so the regression below is denoising score
+  matching on Z_t = y + sigma sqrt(1 - t) eps. The start X_0 is drawn from the *empirical*
+  convolved law, z_i + sigma eps with z_i a training latent chosen uniformly (the training
+  latents are kept in the buffer ``start_latents``), as the paper does; no Gaussian is
+  fitted to p.
+- ``start: schrodinger_follmer`` (delta_0 -> p; Huang, Jiao et al., arXiv 2106.10880): the
+  Brownian bridge from 0, ``a = t, s = sigma sqrt(t (1 - t))``, and (*) is
+  E[(y - X_t) / (1 - t) | X_t = x], the Föllmer drift. X_0 = 0.
 
 Parametrisation (``prediction``). The network reads ``c_in (x - a m)``, scaled to unit
 variance, and predicts the noise eps (``eps``, the default), so E[y | x_t] = (x - s eps) / a
-and the drift follows from (*). At the delta start t = 0, x - a m and s both vanish and the
+and the drift follows from (*). At the Föllmer start t = 0, x - a m and s both vanish and the
 formula returns m = E[y], the exact drift there. The drift regression target
 (y - x_t) / (1 - t) has variance ~ 1 / (1 - t); predicting eps instead, an error dF costs the
-drift ``sigma dF / sqrt(t (1 - t))`` (delta start), integrable at both ends of [0, 1], where
+drift ``sigma dF / sqrt(t (1 - t))`` (Föllmer start), integrable at both ends of [0, 1], where
 an error dD of an x0-prediction (``x0``: D = m + sd F) costs dD / (1 - t), whose integral
 grows like log(1 / delta). (The EDM preconditioning, a residual over the Gaussian posterior
 mean, was tried and dropped: for standardised latents the residual has no linear part and
@@ -72,17 +73,21 @@ from solvers.sde import ITO_DIAGONAL_METHODS, SDE, integrate
 
 __all__ = ["LSB", "LSBConfig"]
 
-STARTS = ("delta", "smoothed")
+STARTS = ("convolved", "schrodinger_follmer")
+# Former names: ``delta`` was the Schrödinger-Föllmer start; ``smoothed`` replaced
+# p * N(0, sigma^2 I) by a Gaussian fit to it (a bridge between other endpoints) and is gone.
+RENAMED_STARTS = {"delta": "schrodinger_follmer", "smoothed": "convolved"}
 PREDICTIONS = ("eps", "x0")
 WEIGHTINGS = ("unit", "x0", "drift")
 
 
 @dataclass
 class LSBConfig(SolverConfig):
-    # delta (Schrödinger-Föllmer from X_0 = 0) | smoothed (p * N(0, sigma^2 I))
-    start: str = "delta"
-    sigma: float = 1.0  # reference diffusion sigma W (start: smoothed wants 3-5)
-    # early stop at T = 1 - delta, then one denoising step (smoothed: ~1e-4)
+    # convolved (the paper: X_0 = z_i + sigma eps, z_i a training latent) |
+    # schrodinger_follmer (the Schrödinger-Föllmer bridge from X_0 = 0)
+    start: str = "convolved"
+    sigma: float = 1.0  # reference diffusion sigma W
+    # early stop at T = 1 - delta, then one Tweedie denoising step
     delta: float = 1e-3
     prediction: str = "eps"  # eps (noise) | x0 (E[y | x_t] directly)
     weighting: str = "unit"  # unit (unit-variance target) | x0 (|D - y|^2) | drift (raw MSE)
@@ -93,6 +98,11 @@ class LSBConfig(SolverConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.start in RENAMED_STARTS:
+            raise ValueError(
+                f"start {self.start!r} is no longer offered: use "
+                f"{RENAMED_STARTS[self.start]!r} (one of {STARTS}; see solvers/lsb.py)"
+            )
         if self.start not in STARTS:
             raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
         if not self.sigma > 0:
@@ -116,7 +126,7 @@ class LSBConfig(SolverConfig):
 
 @register_solver("lsb")
 class LSB(Solver):
-    """Latent Schrödinger bridge (Schrödinger-Föllmer or Gaussian-smoothed start)."""
+    """Latent Schrödinger bridge (from p * N(0, sigma^2 I), or Schrödinger-Föllmer from 0)."""
 
     Config = LSBConfig
     config: LSBConfig
@@ -128,8 +138,8 @@ class LSB(Solver):
         # Moments of the training latents (set by fit; standard-normal defaults before).
         self.register_buffer("data_mean", torch.zeros(self.dim))
         self.register_buffer("data_var", torch.ones(()))
-        start_cov = (1.0 + cfg.sigma**2) * torch.eye(self.dim)
-        self.register_buffer("start_chol", torch.linalg.cholesky(start_cov))
+        # The training latents: the convolved start draws z_i + sigma eps from them.
+        self.register_buffer("start_latents", torch.zeros(1, self.dim))
 
     def prepare(self, z: Tensor) -> None:
         self._set_moments(z)
@@ -137,12 +147,28 @@ class LSB(Solver):
     @torch.no_grad()
     def _set_moments(self, z: Tensor) -> None:
         self.data_mean.copy_(z.mean(dim=0))
+        self.start_latents = z.detach().clone()
         if z.shape[0] < 2:  # one point has no spread: keep the unit-variance defaults
             return
         cov = torch.atleast_2d(torch.cov(z.T))
         self.data_var.copy_(cov.diagonal().mean().clamp(min=1e-6))
-        eye = torch.eye(self.dim, device=z.device)
-        self.start_chol.copy_(torch.linalg.cholesky(cov + self.config.sigma**2 * eye))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
+        # The number of training latents is known only from the saved state.
+        saved = state_dict.get(prefix + "start_latents")
+        if saved is not None:
+            self.start_latents = torch.empty_like(saved, device=self.start_latents.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def start_sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """X_0: z_i + sigma eps (i uniform over the training latents), or 0 (Föllmer)."""
+        if self.config.start == "schrodinger_follmer":
+            return torch.zeros(n, self.dim, device=self.device)
+        latents = self.start_latents
+        index = torch.randint(latents.shape[0], (n,), generator=generator, device=self.device)
+        eps = torch.randn(n, self.dim, generator=generator, device=self.device)
+        return latents[index] + self.config.sigma * eps
 
     # -- the clock, the Gaussian path and the denoiser ---------------------------------
     def time_of(self, u: Tensor) -> Tensor:
@@ -160,7 +186,7 @@ class LSB(Solver):
     def _path(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """Signal scale a(t) and noise scale s(t) of x_t = a y + s eps."""
         sigma = self.config.sigma
-        if self.config.start == "delta":
+        if self.config.start == "schrodinger_follmer":
             return t, sigma * (t * (1 - t)).clamp(min=0).sqrt()
         return torch.ones_like(t), sigma * (1 - t).clamp(min=0).sqrt()
 
@@ -168,12 +194,12 @@ class LSB(Solver):
         """Network output F and the affine map ``D = offset + scale * F`` to E[y | x_t = x]."""
         a, s = self._path(t)
         centred = x - a * self.data_mean
-        # c_in: the inverse standard deviation of x_t (at the delta start t = 0, x = 0).
+        # c_in: the inverse standard deviation of x_t (at the Föllmer start t = 0, x = 0).
         c_in = (a * a * self.data_var + s * s).clamp(min=1e-12).rsqrt()
         out = net(c_in * centred, self.clock_of(t).reshape(-1))
         if self.config.prediction == "x0":
             return out, self.data_mean.expand_as(x), self.data_var.sqrt().expand_as(t)
-        # eps: y = (x - s eps) / a. At the delta start t = 0, x - a m and s both vanish and
+        # eps: y = (x - s eps) / a. At the Föllmer start t = 0, x - a m and s both vanish and
         # D = m = E[y], the exact drift there.
         inv_a = 1 / a.clamp(min=1e-6)
         return out, self.data_mean + centred * inv_a, -s * inv_a
@@ -218,11 +244,7 @@ class LSB(Solver):
         net = self.ema.module
         grid = self.time_grid()
         steps = len(grid) - 1
-        if cfg.start == "delta":
-            x0 = torch.zeros(n, self.dim, device=self.device)
-        else:
-            eps = torch.randn(n, self.dim, generator=generator, device=self.device)
-            x0 = self.data_mean + eps @ self.start_chol.T
+        x0 = self.start_sample(n, generator)
 
         # torchsde runs on the clock s in [0, steps] with unit steps; t(s) is piecewise
         # linear through the grid, an exact time change: dX = b dt/ds ds + sigma sqrt(dt/ds) dW.

@@ -31,9 +31,13 @@ def test_one_block_is_the_exact_jko_step_for_a_gaussian():
     assert stats["n_blocks"] == 1
     assert torch.allclose(pushed.mean(0), mu / (1 + h), atol=0.1)
     assert torch.allclose(torch.cov(pushed.T), torch.eye(2), atol=0.15)
-    # The block moves every point by about the same shift: its transport cost is that shift.
+    # The block moves every point by about the same shift: its cost is the mean shift, and
+    # the pushed law N(mu / (1 + h), I) sits |mu| / (1 + h) from N(0, I) in W2.
     expected = float(mu.norm() * h / (1 + h))
     assert stats["blocks"][0]["transport_cost"] == pytest.approx(expected, rel=0.1)
+    assert stats["blocks"][0]["movement"] == pytest.approx(expected**2, rel=0.2)
+    assert stats["blocks"][0]["gaussian_w2_to_normal"] == pytest.approx(
+        float(mu.norm()) / (1 + h), abs=0.1)
     assert stats["blocks"][0]["h"] == h
 
 
@@ -70,7 +74,7 @@ def test_blocks_follow_the_geometric_schedule_and_sampling_inverts_the_map(tmp_p
     stats = solver.fit(z)
     assert [b["h"] for b in stats["blocks"]] == [0.5, 1.0, 2.0]
     for block in stats["blocks"]:
-        assert block["transport_cost"] >= 0
+        assert block["gaussian_w2_to_normal"] >= 0 and block["transport_cost"] >= 0
         # The fixed-step training objective agrees with the accurate (dopri5) one.
         assert block["objective_train_integrator"] == pytest.approx(block["objective"], abs=0.02)
     assert stats["steps"] == 3 * 40

@@ -1,7 +1,7 @@
 """Tests of the latent Schrödinger bridge solver (solvers/lsb.py) and its SDE wrapper.
 
 The drift test trains on an anisotropic Gaussian N(m, diag(s^2)), whose drift is known in
-closed form for both starts (Gaussian conditioning on the Brownian bridge / the smoothed
+closed form for both starts (Gaussian conditioning on the Brownian bridge / the convolved
 marginal). The preconditioning of the network is exact only for an isotropic Gaussian of
 the training variance, so here the network must learn the per-coordinate correction.
 """
@@ -32,7 +32,7 @@ DRIFT_RTOL = 0.1
 def closed_form_drift(x: torch.Tensor, t: float, start: str) -> torch.Tensor:
     """b(x, t) = (E[y | x_t = x] - x) / (1 - t) for y ~ N(MEAN, diag(STD^2))."""
     var = STD**2
-    if start == "delta":  # x_t = t y + sigma sqrt(t (1 - t)) eps
+    if start == "schrodinger_follmer":  # x_t = t y + sigma sqrt(t (1 - t)) eps
         posterior_mean = MEAN + var * (x - t * MEAN) / (t * var + SIGMA**2 * (1 - t))
     else:  # x_t = y + sigma sqrt(1 - t) eps
         posterior_mean = MEAN + var * (x - MEAN) / (var + SIGMA**2 * (1 - t))
@@ -42,7 +42,7 @@ def closed_form_drift(x: torch.Tensor, t: float, start: str) -> torch.Tensor:
 def marginal_points(t: float, start: str, n: int, generator: torch.Generator) -> torch.Tensor:
     y = MEAN + STD * torch.randn(n, 2, generator=generator)
     eps = torch.randn(n, 2, generator=generator)
-    if start == "delta":
+    if start == "schrodinger_follmer":
         return t * y + SIGMA * (t * (1 - t)) ** 0.5 * eps
     return y + SIGMA * (1 - t) ** 0.5 * eps
 
@@ -59,7 +59,7 @@ def relative_drift_errors(solver: LSB, start: str) -> list[float]:
     return errors
 
 
-@pytest.fixture(scope="module", params=["delta", "smoothed"])
+@pytest.fixture(scope="module", params=["schrodinger_follmer", "convolved"])
 def gaussian_fit(request: pytest.FixtureRequest) -> tuple[LSB, str, list[float]]:
     torch.manual_seed(0)
     start = request.param
@@ -90,7 +90,7 @@ def test_samples_match_gaussian_moments(gaussian_fit: tuple[LSB, str, list[float
 
 
 @pytest.mark.parametrize("method", ITO_DIAGONAL_METHODS)
-@pytest.mark.parametrize("start", ["delta", "smoothed"])
+@pytest.mark.parametrize("start", ["schrodinger_follmer", "convolved"])
 def test_sampling_is_reproducible_and_counts_network_calls(method: str, start: str) -> None:
     solver = create_solver("lsb", 3, {"sde_steps": 7, "sde_method": method, "start": start,
                                       "hidden": 16, "depth": 1})
