@@ -100,12 +100,18 @@ def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path)
 
 # Settings that do not change a job's numbers: a result is reused whatever their values.
 _NOT_RESULT_KEYS = ("resume", "progress", "device", "logger", "cache_dir")
+# Solver settings that change the speed only (the OT plan's worker yields the same pairs).
+_NOT_RESULT_SOLVER_KEYS = ("ot_prefetch",)
 
 
 def _same_job(saved: dict[str, Any], current: dict[str, Any]) -> bool:
     """Whether a saved result was produced by the configuration about to run."""
     def strip(cfg: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in cfg.items() if k not in _NOT_RESULT_KEYS}
+        out = {k: v for k, v in cfg.items() if k not in _NOT_RESULT_KEYS}
+        if isinstance(out.get("solver"), dict):
+            out["solver"] = {k: v for k, v in out["solver"].items()
+                             if k not in _NOT_RESULT_SOLVER_KEYS}
+        return out
 
     return strip(saved) == strip(json.loads(json.dumps(current, default=str)))
 
