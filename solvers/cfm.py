@@ -113,6 +113,12 @@ class CFM(ODEFlowSolver):
         self._reflow = False  # in reflow rounds a training row is [noise | image]
         self._pairs: OTPairStream | None = None
 
+    @property
+    def batch_seeds(self) -> bool:
+        """Seeds can train as one batched model (genbench.core.ensemble), unless reflow
+        rounds follow the flow matching."""
+        return self.config.rectified == 0
+
     def minibatches(self, z: Tensor, batch: int, steps: int) -> Iterator[Tensor]:
         """OT coupling: rows ``[x0 | x1]`` already paired by :class:`OTPairStream`."""
         if self._reflow or self.config.coupling != "ot":

@@ -118,6 +118,7 @@ class LSB(Solver):
     """Latent Schrödinger bridge (Schrödinger-Föllmer or Gaussian-smoothed start)."""
 
     Config = LSBConfig
+    batch_seeds = True  # seeds can train as one batched model (genbench.core.ensemble)
     config: LSBConfig
 
     def build(self) -> None:

@@ -131,6 +131,9 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
+    # Seeds of one solver run together by genbench.run.seeds.run_seeds train as one batched
+    # model (genbench.core.ensemble); result-neutral up to floating-point rounding.
+    batch_seeds: bool = False
     device: str = "auto"
     resume: bool = True
     progress: bool = True

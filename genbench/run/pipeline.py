@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 
 from genbench.codecs.autoencoder import get_autoencoder
 from genbench.core.config import RunConfig, validate
@@ -35,7 +36,8 @@ from genbench.run.files import RESULTS_FILE, SAMPLES_FILE
 from genbench.run.storage import atomic_json_dump, atomic_npz_save, read_json
 from genbench.run.tracking import make_tracker, run_name
 
-__all__ = ["RESULTS_FILE", "SAMPLES_FILE", "resolve_device", "run"]
+__all__ = ["RESULTS_FILE", "SAMPLES_FILE", "Job", "existing_result", "failed_result",
+           "finish_job", "job_header", "prepare_job", "resolve_device", "run", "write_result"]
 
 log = logging.getLogger(__name__)
 
@@ -65,33 +67,57 @@ def _as_run_config(cfg: RunConfig | DictConfig | Mapping[str, Any]) -> RunConfig
 def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path) -> dict[str, Any]:
     """Run one job and return its result (also written to ``output_dir/results.json``)."""
     out = Path(output_dir)
-    results_path = out / RESULTS_FILE
     header: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(),
                               "output_dir": str(out)}
     tracker = None
     try:
         rc = _as_run_config(cfg)
-        header |= {"solver": rc.solver.get("name"), "dataset": rc.dataset.get("name"),
-                   "autoencoder": rc.autoencoder.get("name"), "seed": rc.seed,
-                   "config": asdict(rc)}
-        previous = read_json(results_path)
-        if rc.resume and previous is not None and previous.get("status") == "ok":
-            if _same_job(previous.get("config", {}), header["config"]):
-                log.info("result exists, skipping: %s", results_path)
-                return previous | {"skipped": True}
-            log.warning("%s holds a result for another config: running again", results_path)
+        header |= job_header(rc)
+        previous = existing_result(rc, out, header)
+        if previous is not None:
+            return previous
         tracker = make_tracker(rc.logger, config=asdict(rc), name=run_name(rc), output_dir=out)
         result = header | _run(rc, out, tracker)
         result["status"] = "ok"
     except Exception as err:
-        log.error("job failed: %s: %s", type(err).__name__, err)
-        result = header | {"status": "failed", "error_type": type(err).__name__,
-                           "error": str(err), "traceback": traceback.format_exc()}
-        if torch.cuda.is_available():  # an out-of-memory job must not starve the next one
-            torch.cuda.empty_cache()
+        result = failed_result(header, err)
+    return write_result(result, out, tracker)
+
+
+def job_header(rc: RunConfig) -> dict[str, Any]:
+    """The fields every result starts with: what ran, with which config."""
+    return {"solver": rc.solver.get("name"), "dataset": rc.dataset.get("name"),
+            "autoencoder": rc.autoencoder.get("name"), "seed": rc.seed, "config": asdict(rc)}
+
+
+def existing_result(rc: RunConfig, out: Path, header: dict[str, Any]) -> dict[str, Any] | None:
+    """With ``resume``, the successful result of this same job already in ``out``, else None."""
+    results_path = out / RESULTS_FILE
+    previous = read_json(results_path)
+    if rc.resume and previous is not None and previous.get("status") == "ok":
+        if _same_job(previous.get("config", {}), header["config"]):
+            log.info("result exists, skipping: %s", results_path)
+            return previous | {"skipped": True}
+        log.warning("%s holds a result for another config: running again", results_path)
+    return None
+
+
+def failed_result(header: dict[str, Any], err: BaseException) -> dict[str, Any]:
+    """A job's result recording its error (the sweep keeps going)."""
+    log.error("job failed: %s: %s", type(err).__name__, err)
+    result = header | {"status": "failed", "error_type": type(err).__name__,
+                       "error": str(err),
+                       "traceback": "".join(traceback.format_exception(err))}
+    if torch.cuda.is_available():  # an out-of-memory job must not starve the next one
+        torch.cuda.empty_cache()
+    return result
+
+
+def write_result(result: dict[str, Any], out: Path, tracker: Any) -> dict[str, Any]:
+    """Stamp, write ``results.json`` atomically and close the tracker."""
     result["finished"] = datetime.now(timezone.utc).isoformat()
     try:
-        atomic_json_dump(result, results_path)
+        atomic_json_dump(result, out / RESULTS_FILE)
     finally:
         if tracker is not None:
             tracker.finish(result)
@@ -99,7 +125,7 @@ def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path)
 
 
 # Settings that do not change a job's numbers: a result is reused whatever their values.
-_NOT_RESULT_KEYS = ("resume", "progress", "device", "logger", "cache_dir")
+_NOT_RESULT_KEYS = ("resume", "progress", "device", "logger", "cache_dir", "batch_seeds")
 # Solver settings that change the speed only (the OT plan's worker yields the same pairs).
 _NOT_RESULT_SOLVER_KEYS = ("ot_prefetch",)
 
@@ -124,7 +150,19 @@ def _peak_memory(device: torch.device) -> dict[str, float]:
     return peak
 
 
-def _run(rc: RunConfig, out: Path, tracker: Any) -> dict[str, Any]:
+class Job(NamedTuple):
+    """A job's inputs up to training: data, encoder-decoder, latents and the built solver."""
+
+    splits: Any
+    ae: Any
+    ae_info: dict[str, Any]
+    z_train: Tensor
+    solver: Any
+    device: torch.device
+
+
+def prepare_job(rc: RunConfig) -> Job:
+    """Everything before ``fit``, seeded as a solo run seeds it (data, then the solver)."""
     solver_cfg = dict(rc.solver)
     solver_name = solver_cfg.pop("name", None)
     if not solver_name:
@@ -141,8 +179,19 @@ def _run(rc: RunConfig, out: Path, tracker: Any) -> dict[str, Any]:
 
     torch.manual_seed(rc.seed)
     solver = solver_cls(ae.latent_dim, hparams).to(device)
-    train_stats = solver.fit(z_train, callback=tracker.log_train, progress=rc.progress)
+    return Job(splits, ae, ae_info, z_train, solver, device)
 
+
+def _run(rc: RunConfig, out: Path, tracker: Any) -> dict[str, Any]:
+    job = prepare_job(rc)
+    train_stats = job.solver.fit(job.z_train, callback=tracker.log_train, progress=rc.progress)
+    return finish_job(rc, out, tracker, job, train_stats)
+
+
+def finish_job(rc: RunConfig, out: Path, tracker: Any, job: Job,
+               train_stats: dict[str, Any]) -> dict[str, Any]:
+    """Everything after ``fit``: sample, score, save the samples; the result's body."""
+    solver, splits, ae, device = job.solver, job.splits, job.ae, job.device
     generator = torch.Generator(device=device).manual_seed(rc.seed)
     n_eval = len(splits.test)
     start = time.perf_counter()
@@ -170,7 +219,7 @@ def _run(rc: RunConfig, out: Path, tracker: Any) -> dict[str, Any]:
     return {
         "metrics": metrics,
         "train": {k: v for k, v in train_stats.items() if k != "train_seconds"},
-        "autoencoder_info": ae_info,
+        "autoencoder_info": job.ae_info,
         "device": str(device),
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "host": platform.node()},
