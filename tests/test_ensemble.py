@@ -25,7 +25,7 @@ def _data() -> torch.Tensor:
     return torch.randn(400, 2, generator=g) * torch.tensor([2.0, 0.5]) + torch.tensor([1.0, -2.0])
 
 
-def _solo_and_batched(name: str, extra: dict, data: list[torch.Tensor]):
+def _solo_and_batched(name: str, extra: dict, data: list[torch.Tensor], vectorise: bool):
     cls = get_solver_class(name)
     cfg = {**TINY, **extra}
     solo, batched, states = [], [], []
@@ -36,13 +36,14 @@ def _solo_and_batched(name: str, extra: dict, data: list[torch.Tensor]):
         torch.manual_seed(seed)
         batched.append(cls(2, cfg))
         states.append(generator_state("cpu"))
-    return solo, batched, train_together(batched, data, rng_states=states)
+    return solo, batched, train_together(batched, data, rng_states=states, vectorise=vectorise)
 
 
+@pytest.mark.parametrize("vectorise", [True, False], ids=["vmap", "loop"])
 @pytest.mark.parametrize(("name", "extra"), CASES)
-def test_batched_seeds_follow_their_solo_runs(name, extra):
+def test_batched_seeds_follow_their_solo_runs(name, extra, vectorise):
     data = [_data(), _data() * 0.5, _data() + 1.0]  # each seed its own training set
-    solo, batched, stats = _solo_and_batched(name, extra, data)
+    solo, batched, stats = _solo_and_batched(name, extra, data, vectorise)
     finals = [st["final_loss"] for _, st in solo]
     spread = statistics.stdev(finals)
     for (s, st), b, bt in zip(solo, batched, stats, strict=True):
