@@ -70,7 +70,9 @@ class OTPairStream(Iterator[Tensor]):
 
     ``prefetch=True`` solves the next step's plan in one worker thread (started here, ended
     by :meth:`close`, which :func:`genbench.core.training.train` calls even when a step
-    raises); ``prefetch=False`` solves it inline, at the same point of the draw order.
+    raises); ``prefetch=False`` solves it inline, at the same point of the draw order. A plan
+    the worker has not started when the step needs it is solved inline (``solved_inline``
+    counts them), so a machine without a free core loses little against the inline loop.
     """
 
     def __init__(self, z: Tensor, batch: int, steps: int, *, prefetch: bool = True,
@@ -82,21 +84,22 @@ class OTPairStream(Iterator[Tensor]):
         self._given = 0
         self._armed = False
         self._closed = False
-        self._pending: tuple[Tensor, Tensor, Future | Tensor] | None = None
+        self.solved_inline = 0  # plans taken back from a worker that had not started them
+        self._pending: tuple[Tensor, Tensor, Future | Tensor, Any] | None = None
         self._pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_PREFIX)
                       if prefetch else None)
 
-    def _draw_and_solve(self) -> tuple[Tensor, Tensor, Future | Tensor]:
+    def _draw_and_solve(self) -> tuple[Tensor, Tensor, Future | Tensor, Any]:
         # The synchronous loop's draws, in its order: data indices (training loop), noise (loss).
         x1 = self.z[torch.randint(self.z.shape[0], (self.batch,), device=self.z.device)]
         x0 = torch.randn_like(x1)
         if self._pool is None:
-            return x0, x1, exact_match(x0, x1)
+            return x0, x1, exact_match(x0, x1), None
         ready = None
         if x1.device.type == "cuda":
             ready = torch.cuda.Event()
             ready.record()
-        return x0, x1, self._pool.submit(exact_match, x0, x1, ready)
+        return x0, x1, self._pool.submit(exact_match, x0, x1, ready), ready
 
     def kick(self) -> None:
         """Draw the next step's minibatch and start its plan (once per step; else a no-op)."""
@@ -109,10 +112,16 @@ class OTPairStream(Iterator[Tensor]):
             raise StopIteration
         if self._pending is None:  # the first step, or a loss that did not kick
             self._pending = self._draw_and_solve()
-        x0, x1, match = self._pending
+        x0, x1, match, ready = self._pending
         self._pending = None
         if isinstance(match, Future):
-            match = match.result()
+            # A worker that has not started yet (its core is busy elsewhere) would add a
+            # scheduling delay to the wait: take the plan back and solve it here instead.
+            if match.cancel():
+                self.solved_inline += 1
+                match = exact_match(x0, x1, ready)
+            else:
+                match = match.result()
         self._given += 1
         self._armed = self._given < self.steps  # no draws beyond the last step
         return torch.cat([x0, x1[match.to(x1.device, non_blocking=True)]], dim=1)

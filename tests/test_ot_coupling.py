@@ -126,3 +126,22 @@ def test_closed_stream_stops_and_joins_its_worker():
 def test_stream_rejects_bad_sizes():
     with pytest.raises(ValueError, match="batch and steps must be positive"):
         OTPairStream(_data(), 0, 10)
+
+
+def test_a_plan_the_worker_has_not_started_is_solved_inline_with_the_same_pairs():
+    z = _data()
+    torch.manual_seed(1)
+    inline = OTPairStream(z, 16, 3, prefetch=False)
+    expected = [next(inline) for _ in range(1)]
+    torch.manual_seed(1)
+    stream = OTPairStream(z, 16, 3, prefetch=True)
+    # Occupy the only worker so the first plan waits in its queue, then take the plan back.
+    gate = threading.Event()
+    stream._pool.submit(gate.wait)
+    rows = next(stream)
+    gate.set()
+    assert stream.solved_inline == 1
+    assert torch.equal(rows, expected[0])
+    stream.close()
+    inline.close()
+    assert not _workers()
