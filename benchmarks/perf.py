@@ -173,6 +173,8 @@ def main() -> None:
                 tb_time.threads = tuple(args.time_threads)
             key = "time" if args.device == "cpu" else f"time_{args.device.split(':')[0]}"
             fresh[key] = run_time(tb_time, _log, tuple(args.time_parts))
+            earlier = _merge({}).get(key, {})  # keep the parts not re-run
+            fresh[key] = {k: v for k, v in earlier.items() if k != "meta"} | fresh[key]
         if args.sweep:
             fresh["sweep"] = run_sweep(args.sweep_jobs) | {"date": time.strftime("%Y-%m-%d %H:%M")}
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "sections": args.sections,

@@ -251,12 +251,12 @@ def run_seeds(b: TimeBudget, log: Any = print) -> dict[str, Any]:
 
 def run_time(b: TimeBudget, log: Any = print, parts: tuple[str, ...] = ("ot", "seeds"),
              ) -> dict[str, Any]:
-    out: dict[str, Any] = {"device": b.device, "load_average_before": os.getloadavg()}
-    if "ot" in parts:
-        out["ot"] = run_ot(b, log)
-    if "seeds" in parts:
-        out["seeds"] = run_seeds(b, log)
-    out["load_average_after"] = os.getloadavg()
+    out: dict[str, Any] = {"device": b.device}
+    for part, fn in (("ot", run_ot), ("seeds", run_seeds)):
+        if part in parts:
+            before = os.getloadavg()
+            out[part] = fn(b, log) | {"load_average": [before, os.getloadavg()],
+                                      "date": time.strftime("%Y-%m-%d %H:%M")}
     return out
 
 
@@ -264,19 +264,25 @@ def _x(value: Any) -> str:
     return "–" if value is None else f"{value:.2f}×"
 
 
+def _load(part: dict[str, Any]) -> str:
+    before, after = part.get("load_average") or [[float("nan")], [float("nan")]]
+    return (f"Run {part.get('date')}; load average (1 min) {before[0]:.1f} before, "
+            f"{after[0]:.1f} after "
+            "(2 cores: above ~1 the second core is not free for the plan's worker).")
+
+
 def markdown_time(section: dict[str, Any]) -> list[str]:
     """The ``time`` section of ``perf.md``."""
     lines = ["## Time to a verdict: the OT plan off the critical path, seeds together", "",
-             f"Device {section.get('device')}; load average before "
-             f"{[round(v, 1) for v in section.get('load_average_before', [])]}, after "
-             f"{[round(v, 1) for v in section.get('load_average_after', [])]}. Interleaved "
-             "rounds; ratios are medians of per-round ratios of wall times.", ""]
+             f"Device {section.get('device')}. Interleaved rounds; ratios are medians of "
+             "per-round ratios of wall times.", ""]
     ot = section.get("ot")
     if ot:
         b = ot["budget"]
         lines += [f"### OT-CFM step, batch {b['ot_batch']}, width {b['hidden']}, depth "
                   f"{b['depth']}, {b['dataset']}, {b['ot_steps']} steps x {b['rounds']} rounds",
-                  "", "| way | median ms/step (wall) | per round | main thread CPU ms/step |",
+                  "", _load(ot), "",
+                  "| way | median ms/step (wall) | per round | main thread CPU ms/step |",
                   "|---|---|---|---|"]
         cpu = ot.get("main_thread_cpu_ms_per_step", {})
         for label, values in ot["ms_per_step"].items():
@@ -302,7 +308,7 @@ def markdown_time(section: dict[str, Any]) -> list[str]:
     seeds = section.get("seeds")
     if seeds:
         lines += ["### K seeds trained together against one seed alone (default sizes, "
-                  f"{seeds['budget']['seed_steps']} steps)", "",
+                  f"{seeds['budget']['seed_steps']} steps)", "", _load(seeds), "",
                   "| solver | threads | seeds | networks | one seed ms/step | together "
                   "ms/step | together / one seed | together / (K x one seed) |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -311,5 +317,12 @@ def markdown_time(section: dict[str, Any]) -> list[str]:
                          f"{r['solo_ms_per_step']:.2f} | {r['together_ms_per_step']:.2f} | "
                          f"{_x(r['together_vs_one_seed'])} | "
                          f"{_x(r['together_vs_one_seed'] / r['seeds'])} |")
+        one = {(r["solver"], r["threads"]): r["solo_ms_per_step"] for r in seeds["rows"]}
+        slow = sorted({f"{name} at {t} threads" for (name, t), ms in one.items()
+                       if t > 1 and ms > 1.5 * one.get((name, 1), ms)})
+        if slow:
+            lines += ["", f"Oversubscribed, not a measurement of the method: one seed of "
+                      f"{', '.join(slow)} ran over 1.5x slower than at 1 thread (other "
+                      "processes held the cores)."]
         lines.append("")
     return lines
