@@ -11,6 +11,9 @@ Sections (each can be run alone; results merge into ``benchmarks/results/perf.js
 - ``eval``: exact / Sinkhorn / sliced W2 time against n, and the floor cache (:mod:`perf_eval`).
 - ``hotpaths``: host read-backs per step (GPU syncs), the training loop interleaved with
   torchcfm's, and the sampling cost against the time embedding (:mod:`perf_hotpaths`).
+- ``time``: time to a verdict: OT-CFM with the plan prefetched against inline and against
+  torchcfm, and K seeds trained together against one seed (:mod:`perf_time`; ``--device
+  cuda`` runs it on a GPU, see ``benchmarks/perf_cuda.sh``).
 - ``sweep`` (only with ``--sweep``): the wall time of ``genbench -m experiment=quick
   launcher=joblib``.
 
@@ -18,6 +21,7 @@ Sections (each can be run alone; results merge into ``benchmarks/results/perf.js
     python benchmarks/perf.py --sections peer --steps 2000
     python benchmarks/perf.py --sections eval --exact-sizes 1000 2000 4000 8000
     python benchmarks/perf.py --sections none --sweep   # the quick sweep alone
+    python benchmarks/perf.py --sections time --time-rounds 3     # prefetch and seeds
 
 Everything runs on one thread (``torch.set_num_threads(1)``); ratios use CPU time, which
 contention from other processes inflates far less than wall time (both are reported).
@@ -44,7 +48,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SECTIONS = ("peer", "throughput", "eval", "hotpaths")
+SECTIONS = ("peer", "throughput", "eval", "hotpaths", "time")
 
 __all__ = ["main", "run_sweep"]
 
@@ -111,6 +115,12 @@ def main() -> None:
     parser.add_argument("--exact-sizes", type=int, nargs="*", default=None)
     parser.add_argument("--sinkhorn-sizes", type=int, nargs="*", default=None)
     parser.add_argument("--sliced-sizes", type=int, nargs="*", default=None)
+    parser.add_argument("--device", default="cpu", help="device of the time section")
+    parser.add_argument("--time-rounds", type=int, default=None, help="time: rounds")
+    parser.add_argument("--time-parts", nargs="*", default=["ot", "seeds"],
+                        help="time: any of ot, seeds")
+    parser.add_argument("--time-threads", type=int, nargs="*", default=None,
+                        help="time: thread counts for the seeds part")
     parser.add_argument("--no-write", action="store_true", help="print, do not save")
     parser.add_argument("--note", default="", help="a remark on the machine, kept with the run")
     args = parser.parse_args()
@@ -153,6 +163,18 @@ def main() -> None:
             from perf_hotpaths import run_hotpaths
 
             fresh["hotpaths"] = run_hotpaths(_log)
+        if "time" in args.sections:
+            from perf_time import TimeBudget, run_time
+
+            tb_time = TimeBudget(device=args.device)
+            if args.time_rounds:
+                tb_time.rounds = args.time_rounds
+            if args.time_threads:
+                tb_time.threads = tuple(args.time_threads)
+            key = "time" if args.device == "cpu" else f"time_{args.device.split(':')[0]}"
+            fresh[key] = run_time(tb_time, _log, tuple(args.time_parts))
+            earlier = _merge({}).get(key, {})  # keep the parts not re-run
+            fresh[key] = {k: v for k, v in earlier.items() if k != "meta"} | fresh[key]
         if args.sweep:
             fresh["sweep"] = run_sweep(args.sweep_jobs) | {"date": time.strftime("%Y-%m-%d %H:%M")}
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "sections": args.sections,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from perf_time import markdown_time
+
 __all__ = ["markdown"]
 
 PEER = "torchcfm OT-CFM"
@@ -328,7 +330,8 @@ def markdown(payload: dict[str, Any]) -> str:
              "other load inflates far less than wall time; each section prints the load "
              "average it ran under.", "", *before_after(payload)]
     for key, render in (("peer", _peer), ("throughput", _throughput), ("eval", _eval),
-                        ("hotpaths", _hotpaths), ("sweep", _sweep)):
+                        ("hotpaths", _hotpaths), ("time", markdown_time),
+                        ("time_cuda", markdown_time), ("sweep", _sweep)):
         if key == "peer" and key in payload:
             loops = {r["method"]: r for r in payload.get("hotpaths", {}).get("loop", [])}
             lines += _peer(payload[key], loops.get("cfm (ot)"))

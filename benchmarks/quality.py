@@ -7,6 +7,7 @@ several NFE. Results go to ``benchmarks/results/quality.{json,md}``.
 
     python benchmarks/quality.py                      # everything (~30-45 min on 2 cores)
     python benchmarks/quality.py --solvers cfm --datasets moons --seeds 0
+    python benchmarks/quality.py --batch-seeds        # each solver's seeds trained together
 
 Bar (issue 3): every solver mean ratio <= 2.5 on each data set; the best <= 1.6.
 """
@@ -74,6 +75,20 @@ def run_job(solver: str, dataset: str, seed: int, out: Path,
     return {"solver": solver, "dataset": dataset, "seed": seed, "status": "ok",
             **{k: m[k] for k in ("data_w2", "data_w2_floor", "data_w2_ratio", "latent_w2_ratio",
                                  "nfe", "train_seconds", "sample_seconds")}}
+
+
+def run_seed_group(solver: str, dataset: str, seeds: list[int], out: Path) -> list[dict[str, Any]]:
+    """The seeds of one (solver, data set) trained together (``batch_seeds``), one result
+    folder per seed as :func:`run_job` writes them."""
+    import torch
+
+    from genbench.run.seeds import run_seeds
+
+    torch.set_num_threads(1)
+    cfg = _job_config(solver, dataset, seeds[0])
+    cfg.batch_seeds = True
+    run_seeds(cfg, seeds, [out / f"{solver}-{dataset}-s{seed}" for seed in seeds])
+    return [run_job(solver, dataset, seed, out, collect=True) for seed in seeds]
 
 
 def nfe_sweep(solver: str, dataset: str, seed: int = 0) -> list[dict[str, Any]]:
@@ -190,6 +205,8 @@ def main() -> None:
     parser.add_argument("--no-sweep", action="store_true", help="skip the NFE sweep")
     parser.add_argument("--sweep-only", action="store_true",
                         help="run only the NFE sweep (keep the stored benchmark jobs)")
+    parser.add_argument("--batch-seeds", action="store_true",
+                        help="train each (solver, data set)'s seeds together (batch_seeds)")
     parser.add_argument("--note", default="", help="a remark printed with the table")
     parser.add_argument("--collect", action="store_true",
                         help="tabulate the jobs already finished under --out; run nothing")
@@ -200,8 +217,13 @@ def main() -> None:
     start = time.time()
     jobs = [] if args.sweep_only else [
         (s, d, seed) for s in solvers for d in args.datasets for seed in args.seeds]
-    rows = Parallel(n_jobs=1 if args.collect else args.jobs)(
-        delayed(run_job)(s, d, seed, args.out, args.collect) for s, d, seed in jobs)
+    if args.batch_seeds and not args.collect:  # one task per (solver, data set)
+        groups = sorted({(s, d) for s, d, _ in jobs})
+        rows = [r for rs in Parallel(n_jobs=args.jobs)(
+            delayed(run_seed_group)(s, d, args.seeds, args.out) for s, d in groups) for r in rs]
+    else:
+        rows = Parallel(n_jobs=1 if args.collect else args.jobs)(
+            delayed(run_job)(s, d, seed, args.out, args.collect) for s, d, seed in jobs)
     rows = [r for r in rows if r["status"] != "missing"]
     sweep_jobs = [] if args.no_sweep or args.collect else [
         (s, "moons") for s in solvers if s in NFE_KEYS]

@@ -29,6 +29,7 @@ References:
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ from genbench.core.solver import TrainCallback, register_solver
 from genbench.core.training import train
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
 from solvers.ode import ODEFlowSolver, ODESamplerConfig, integrate
+from solvers.ot_coupling import OTPairStream
 
 __all__ = ["CFM", "CFMConfig", "COUPLINGS", "ot_pairs"]
 
@@ -58,6 +60,8 @@ class CFMConfig(ODESamplerConfig):
     rectified: int = 0  # reflow rounds (rectified flow); 0 = off
     reflow_steps: int = 2000  # training steps per reflow round
     reflow_pairs: int = 10000  # (noise, image) pairs generated per reflow round
+    # Solve the next minibatch's OT plan in a worker thread during this step (same pairs).
+    ot_prefetch: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -107,9 +111,27 @@ class CFM(ODEFlowSolver):
         cfg = self.config
         self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth, max_frequency=SMOOTH_TIME_FREQUENCY)
         self._reflow = False  # in reflow rounds a training row is [noise | image]
+        self._pairs: OTPairStream | None = None
+
+    @property
+    def batch_seeds(self) -> bool:
+        """Seeds can train as one batched model (genbench.core.ensemble), unless reflow
+        rounds follow the flow matching."""
+        return self.config.rectified == 0
+
+    def minibatches(self, z: Tensor, batch: int, steps: int) -> Iterator[Tensor]:
+        """OT coupling: rows ``[x0 | x1]`` already paired by :class:`OTPairStream`."""
+        if self._reflow or self.config.coupling != "ot":
+            return super().minibatches(z, batch, steps)
+        self._pairs = OTPairStream(z, batch, steps, prefetch=self.config.ot_prefetch,
+                                   on_close=self._detach_pairs)
+        return self._pairs
+
+    def _detach_pairs(self) -> None:
+        self._pairs = None
 
     def loss(self, z: Tensor) -> Tensor:
-        if self._reflow:
+        if self._reflow or z.shape[1] == 2 * self.dim:  # rows [x0 | x1], already paired
             x0, x1 = z[:, : self.dim], z[:, self.dim :]
         else:
             x0, x1 = torch.randn_like(z), z
@@ -119,6 +141,8 @@ class CFM(ODEFlowSolver):
         x_t = (1 - t) * x0 + t * x1
         if self.config.sigma > 0:
             x_t = x_t + self.config.sigma * torch.randn_like(x_t)
+        if self._pairs is not None:  # after this step's draws: the synchronous draw order
+            self._pairs.kick()
         return (self.net(x_t, t.squeeze(1)) - (x1 - x0)).pow(2).sum(dim=1).mean()
 
     def fit(self, z: Tensor, *, steps: int | None = None, callback: TrainCallback | None = None,

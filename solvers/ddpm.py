@@ -62,6 +62,7 @@ class DDPM(Solver):
     """Denoising diffusion probabilistic model on latents (epsilon-prediction)."""
 
     Config = DDPMConfig
+    batch_seeds = True  # seeds can train as one batched model (genbench.core.ensemble)
     config: DDPMConfig
     sampling_keys = ("sample_steps", "sampler", "eta", "clip_x0")
 

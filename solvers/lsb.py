@@ -129,6 +129,7 @@ class LSB(Solver):
     """Latent Schrödinger bridge (from p * N(0, sigma^2 I), or Schrödinger-Föllmer from 0)."""
 
     Config = LSBConfig
+    batch_seeds = True  # seeds can train as one batched model (genbench.core.ensemble)
     config: LSBConfig
     sampling_keys = ("sde_steps", "sde_method")
 

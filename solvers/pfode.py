@@ -82,6 +82,7 @@ class PFODE(ODEFlowSolver):
     """VP-SDE score model sampled (and scored) through its probability-flow ODE."""
 
     Config = PFODEConfig
+    batch_seeds = True  # seeds can train as one batched model (genbench.core.ensemble)
     config: PFODEConfig
     sampling_keys = (*ODEFlowSolver.sampling_keys, "t_eps")
 

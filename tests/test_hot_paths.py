@@ -26,7 +26,7 @@ LOG_EVERY = 10
 TINY = {"hidden": 16, "depth": 2, "batch_size": 32, "log_every": LOG_EVERY, "warmup": 2,
         "max_blocks": 1}
 # Reads that are the design, not an accident: the exact OT plan is solved by POT on the host.
-BY_DESIGN = {("solvers/cfm.py", "ot_pairs")}
+BY_DESIGN = {("solvers/cfm.py", "ot_pairs"), ("solvers/ot_coupling.py", "exact_match")}
 # The setting that makes each solver's sampler take a given number of steps.
 SAMPLER_STEPS = {"cfm": ("sample_steps", {"method": "euler"}),
                  "pfode": ("sample_steps", {"method": "euler"}),

@@ -41,8 +41,8 @@ T = TypeVar("T")
 # a job's folder name, so a sweep resumed with another launcher or logger finds its results
 # (tests/test_config.py checks that list against this one).
 RESULT_NEUTRAL_KEYS: tuple[str, ...] = (
-    "resume", "progress", "device", "cache_dir", "eval.plot", "logger", "launcher",
-    "hydra.sweep.dir", "hydra.launcher",
+    "resume", "progress", "device", "cache_dir", "eval.plot", "batch_seeds",
+    "solver.ot_prefetch", "logger", "launcher", "hydra.sweep.dir", "hydra.launcher",
 )
 
 
@@ -165,6 +165,9 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
+    # Seeds of one solver run together by genbench.run.seeds.run_seeds train as one batched
+    # model (genbench.core.ensemble); result-neutral up to floating-point rounding.
+    batch_seeds: bool = False
     device: str = "auto"
     resume: bool = True
     progress: bool = True

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -131,6 +131,14 @@ class Solver(nn.Module, ABC):
 
     def prepare(self, z: Tensor) -> None:
         """Called by :meth:`fit` with the checked data before training (e.g. to store moments)."""
+
+    def minibatches(self, z: Tensor, batch: int, steps: int) -> Iterator[Tensor]:
+        """The rows each training step's :meth:`loss` receives (default: ``batch`` rows of
+        ``z`` drawn uniformly with replacement). An iterator with ``close()`` is closed by
+        the training loop, also when a step raises."""
+        from genbench.core.training import random_minibatches
+
+        return random_minibatches(z, batch, steps)
 
     def trainable_module(self) -> nn.Module:
         """The module whose parameters the shared loop optimises (and averages by EMA).

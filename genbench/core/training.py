@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,7 +23,14 @@ from genbench.core.progress import bar as progress_bar
 if TYPE_CHECKING:
     from genbench.core.solver import Solver, SolverConfig, TrainCallback
 
-__all__ = ["EMA", "make_ema", "make_optimizer", "train"]
+__all__ = ["EMA", "make_ema", "make_optimizer", "random_minibatches", "train"]
+
+
+def random_minibatches(z: Tensor, batch: int, steps: int) -> Iterator[Tensor]:
+    """``steps`` minibatches of ``batch`` rows of ``z`` drawn uniformly with replacement."""
+    n = z.shape[0]
+    for _ in range(steps):
+        yield z[torch.randint(n, (batch,), device=z.device)]
 
 
 def make_optimizer(
@@ -114,15 +122,34 @@ def train(
     n = z.shape[0]
     batch = min(cfg.batch_size, n)
     curve: list[list[float]] = []
-    running = torch.zeros((), device=z.device)
-    since = 0
     bar = progress_bar(steps, desc=desc or f"train {solver.name}", enabled=progress,
                        mininterval=0.5)
     start = time.perf_counter()
     solver.train()
+    batches = solver.minibatches(z, batch, steps)
+    try:
+        _loop(solver, module, batches, opt, sched, steps, curve, callback, bar)
+    finally:  # a prefetching batch source stops its worker even when a step raises
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+        bar.close()
+    return {
+        "steps": steps,
+        "final_loss": curve[-1][1] if curve else float("nan"),
+        "loss_curve": curve,
+        "train_seconds": time.perf_counter() - start,
+    }
+
+
+def _loop(solver: Solver, module: nn.Module, batches: Iterator[Tensor],
+          opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, steps: int,
+          curve: list[list[float]], callback: TrainCallback | None, bar: Any) -> None:
+    cfg = solver.config
+    running = torch.zeros((), device=solver.device)
+    since = 0
     for step in range(1, steps + 1):
-        idx = torch.randint(n, (batch,), device=z.device)
-        loss = solver.loss(z[idx])
+        loss = solver.loss(next(batches))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -137,7 +164,6 @@ def train(
             running.zero_()
             since = 0
             if not math.isfinite(value):
-                bar.close()
                 raise DivergenceError(
                     f"solver {solver.name!r}: non-finite training loss ({value}) by step {step}; "
                     "lower lr, raise grad_clip strictness, or check the data scale"
@@ -147,10 +173,3 @@ def train(
             if callback is not None:
                 callback(step, {"loss": value, "lr": sched.get_last_lr()[0]})
         bar.update(1)
-    bar.close()
-    return {
-        "steps": steps,
-        "final_loss": curve[-1][1] if curve else float("nan"),
-        "loss_curve": curve,
-        "train_seconds": time.perf_counter() - start,
-    }

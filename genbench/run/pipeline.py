@@ -21,20 +21,23 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 
 from genbench.core.config import RunConfig, is_result_neutral, validate
 from genbench.core.solver import get_solver_class
 from genbench.core.storage import atomic_json_dump, read_json
 from genbench.run.checkpoint import save_checkpoint
 from genbench.run.files import MODEL_FILE, RESULTS_FILE, SAMPLES_FILE
-from genbench.run.scoring import draw, load_inputs, score
+from genbench.run.scoring import Inputs, draw, load_inputs, score
 from genbench.run.tracking import make_tracker, run_name
 
-__all__ = ["MODEL_FILE", "RESULTS_FILE", "SAMPLES_FILE", "environment", "resolve_device", "run"]
+__all__ = ["MODEL_FILE", "RESULTS_FILE", "SAMPLES_FILE", "Job", "environment",
+           "existing_result", "failed_result", "finish_job", "job_header", "prepare_job",
+           "resolve_device", "run", "write_result"]
 
 log = logging.getLogger(__name__)
 
@@ -68,34 +71,58 @@ def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path,
     ``variant`` (the CLI passes the job's Hydra overrides) names the job's tracking run.
     """
     out = Path(output_dir)
-    results_path = out / RESULTS_FILE
     header: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(),
                               "output_dir": str(out)}
     tracker = None
     try:
         rc = _as_run_config(cfg)
-        header |= {"solver": rc.solver.get("name"), "dataset": rc.dataset.get("name"),
-                   "autoencoder": rc.autoencoder.get("name"), "seed": rc.seed,
-                   "config": asdict(rc)}
-        previous = read_json(results_path)
-        if rc.resume and previous is not None and previous.get("status") == "ok":
-            if _same_job(previous.get("config", {}), header["config"]):
-                log.info("result exists, skipping: %s", results_path)
-                return previous | {"skipped": True}
-            log.warning("%s holds a result for another config: running again", results_path)
+        header |= job_header(rc)
+        previous = existing_result(rc, out, header)
+        if previous is not None:
+            return previous
         tracker = make_tracker(rc.logger, config=asdict(rc), name=run_name(rc, variant),
                                output_dir=out)
         result = header | _run(rc, out, tracker, variant)
         result["status"] = "ok"
     except Exception as err:
-        log.error("job failed: %s: %s", type(err).__name__, err)
-        result = header | {"status": "failed", "error_type": type(err).__name__,
-                           "error": str(err), "traceback": traceback.format_exc()}
-        if torch.cuda.is_available():  # an out-of-memory job must not starve the next one
-            torch.cuda.empty_cache()
+        result = failed_result(header, err)
+    return write_result(result, out, tracker)
+
+
+def job_header(rc: RunConfig) -> dict[str, Any]:
+    """The fields every result starts with: what ran, with which config."""
+    return {"solver": rc.solver.get("name"), "dataset": rc.dataset.get("name"),
+            "autoencoder": rc.autoencoder.get("name"), "seed": rc.seed, "config": asdict(rc)}
+
+
+def existing_result(rc: RunConfig, out: Path, header: dict[str, Any]) -> dict[str, Any] | None:
+    """With ``resume``, the successful result of this same job already in ``out``, else None."""
+    results_path = out / RESULTS_FILE
+    previous = read_json(results_path)
+    if rc.resume and previous is not None and previous.get("status") == "ok":
+        if _same_job(previous.get("config", {}), header["config"]):
+            log.info("result exists, skipping: %s", results_path)
+            return previous | {"skipped": True}
+        log.warning("%s holds a result for another config: running again", results_path)
+    return None
+
+
+def failed_result(header: dict[str, Any], err: BaseException) -> dict[str, Any]:
+    """A job's result recording its error (the sweep keeps going)."""
+    log.error("job failed: %s: %s", type(err).__name__, err)
+    result = header | {"status": "failed", "error_type": type(err).__name__,
+                       "error": str(err),
+                       "traceback": "".join(traceback.format_exception(err))}
+    if torch.cuda.is_available():  # an out-of-memory job must not starve the next one
+        torch.cuda.empty_cache()
+    return result
+
+
+def write_result(result: dict[str, Any], out: Path, tracker: Any) -> dict[str, Any]:
+    """Stamp, write ``results.json`` atomically and close the tracker."""
     result["finished"] = datetime.now(timezone.utc).isoformat()
     try:
-        atomic_json_dump(result, results_path)
+        atomic_json_dump(result, out / RESULTS_FILE)
     finally:
         if tracker is not None:
             tracker.finish(result)
@@ -130,7 +157,21 @@ def _peak_memory(device: torch.device) -> dict[str, float]:
     return peak
 
 
-def _run(rc: RunConfig, out: Path, tracker: Any, variant: str | None = None) -> dict[str, Any]:
+class Job(NamedTuple):
+    """A job's inputs up to training: data, encoder-decoder, latents and the built solver."""
+
+    inputs: Inputs
+    z_train: Tensor
+    solver: Any
+    solver_name: str
+
+    @property
+    def device(self) -> torch.device:
+        return self.inputs.device
+
+
+def prepare_job(rc: RunConfig) -> Job:
+    """Everything before ``fit``, seeded as a solo run seeds it (data, then the solver)."""
     solver_cfg = dict(rc.solver)
     solver_name = solver_cfg.pop("name", None)
     if not solver_name:
@@ -144,8 +185,21 @@ def _run(rc: RunConfig, out: Path, tracker: Any, variant: str | None = None) -> 
 
     torch.manual_seed(rc.seed)
     solver = solver_cls(inputs.ae.latent_dim, hparams).to(device)
-    train_stats = solver.fit(z_train, callback=tracker.log_train, progress=rc.progress)
-    save_checkpoint(solver, out / MODEL_FILE, solver_name=solver_name,
+    return Job(inputs, z_train, solver, solver_name)
+
+
+def _run(rc: RunConfig, out: Path, tracker: Any, variant: str | None = None) -> dict[str, Any]:
+    job = prepare_job(rc)
+    train_stats = job.solver.fit(job.z_train, callback=tracker.log_train, progress=rc.progress)
+    return finish_job(rc, out, tracker, job, train_stats, variant)
+
+
+def finish_job(rc: RunConfig, out: Path, tracker: Any, job: Job, train_stats: dict[str, Any],
+               variant: str | None = None) -> dict[str, Any]:
+    """Everything after ``fit``: checkpoint, sample, score, save the samples; the result's
+    body."""
+    solver, inputs, device = job.solver, job.inputs, job.device
+    save_checkpoint(solver, out / MODEL_FILE, solver_name=job.solver_name,
                     autoencoder_key=inputs.ae_info.get("key"),
                     job={"dataset": rc.dataset, "autoencoder": rc.autoencoder, "seed": rc.seed})
 

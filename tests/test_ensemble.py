@@ -1,0 +1,135 @@
+"""Seeds trained together (genbench.core.ensemble) behave as their solo runs."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+import torch
+
+from genbench.core.ensemble import batch_support, generator_state, train_together
+from genbench.core.solver import get_solver_class
+from genbench.run.pipeline import RESULTS_FILE, prepare_job
+from genbench.run.seeds import run_seeds
+
+TINY = {"hidden": 32, "depth": 2, "batch_size": 64, "steps": 60, "log_every": 10, "warmup": 5}
+CASES = [("ddpm", {}), ("pfode", {}), ("lsb", {}), ("cfm", {"coupling": "ot"}),
+         ("cfm", {"coupling": "independent", "sigma": 0.1}),
+         ("ddpm", {"grad_clip": 0.05})]  # the clip active at every step: per seed or wrong
+SEEDS = (0, 1, 2)
+
+
+def _data() -> torch.Tensor:
+    g = torch.Generator().manual_seed(11)  # off-centre, anisotropic
+    return torch.randn(400, 2, generator=g) * torch.tensor([2.0, 0.5]) + torch.tensor([1.0, -2.0])
+
+
+def _solo_and_batched(name: str, extra: dict, data: list[torch.Tensor], vectorise: bool):
+    cls = get_solver_class(name)
+    cfg = {**TINY, **extra}
+    solo, batched, states = [], [], []
+    for seed, z in zip(SEEDS, data, strict=True):
+        torch.manual_seed(seed)
+        s = cls(2, cfg)
+        solo.append((s, s.fit(z)))
+        torch.manual_seed(seed)
+        batched.append(cls(2, cfg))
+        states.append(generator_state("cpu"))
+    return solo, batched, train_together(batched, data, rng_states=states, vectorise=vectorise)
+
+
+@pytest.mark.parametrize("vectorise", [True, False], ids=["vmap", "loop"])
+@pytest.mark.parametrize(("name", "extra"), CASES)
+def test_batched_seeds_follow_their_solo_runs(name, extra, vectorise):
+    data = [_data(), _data() * 0.5, _data() + 1.0]  # each seed its own training set
+    solo, batched, stats = _solo_and_batched(name, extra, data, vectorise)
+    finals = [st["final_loss"] for _, st in solo]
+    spread = statistics.stdev(finals)
+    for (s, st), b, bt in zip(solo, batched, stats, strict=True):
+        # Same draws, same init: the curves agree up to float rounding of the batched matmul.
+        assert [c[0] for c in bt["loss_curve"]] == [c[0] for c in st["loss_curve"]]
+        for (_, x), (_, y) in zip(bt["loss_curve"], st["loss_curve"], strict=True):
+            assert x == pytest.approx(y, rel=1e-3)
+        assert abs(bt["final_loss"] - st["final_loss"]) < 0.05 * spread
+        for p, q in zip(b.ema.module.parameters(), s.ema.module.parameters(), strict=True):
+            assert torch.allclose(p, q, atol=1e-4)
+        for p, q in zip(b.net.parameters(), s.net.parameters(), strict=True):
+            assert torch.allclose(p, q, atol=1e-4)
+        assert b.fitted and b.ema._count == s.ema._count == TINY["steps"]
+        assert torch.allclose(b.sample(50, generator=torch.Generator().manual_seed(0)),
+                              s.sample(50, generator=torch.Generator().manual_seed(0)),
+                              atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["ddpm", "cfm"])
+def test_batched_training_reads_back_only_every_log_every_steps(name):
+    from pathlib import Path
+
+    from genbench.core.host_reads import count_host_reads
+
+    root = Path(__file__).resolve().parents[1]
+    totals = []
+    for steps in (20, 40):
+        cls = get_solver_class(name)
+        solvers = [cls(2, {**TINY, "steps": steps}) for _ in SEEDS]
+        with count_host_reads() as reads:
+            train_together(solvers, [_data()] * len(SEEDS))
+        totals.append(reads.within(root).by_function())
+    designed = {("solvers/ot_coupling.py", "exact_match")}  # the OT plan, solved on the host
+    grown = {k: totals[1][k] - totals[0][k] for k in totals[1]
+             if totals[1][k] > totals[0][k] and k not in designed}
+    assert sum(grown.values()) <= 2, f"reads growing with the step count: {grown}"
+
+
+def test_seed_k_starts_from_its_solo_initialisation(tmp_path):
+    # lr = 0: training leaves the weights where they started; they must be seed k's solo init.
+    from genbench.core.config import RunConfig
+
+    rcs = [RunConfig(solver={"name": "pfode", **TINY, "lr": 0.0, "steps": 3},
+                     dataset={"name": "moons"}, autoencoder={"name": "identity"}, seed=s,
+                     device="cpu", cache_dir=str(tmp_path)) for s in (4, 9)]
+    jobs = [prepare_job(rc) for rc in rcs]
+    states = []
+    for rc in rcs:  # the solo construction, repeated: the state right after it
+        prepare_job(rc)
+        states.append(generator_state("cpu"))
+    solvers = [j.solver for j in jobs]
+    train_together(solvers, [j.z_train for j in jobs], rng_states=states)
+    for rc, solver in zip(rcs, solvers, strict=True):
+        solo = prepare_job(rc).solver
+        for p, q in zip(solver.net.parameters(), solo.net.parameters(), strict=True):
+            assert torch.equal(p, q)
+        assert not torch.equal(next(solvers[0].net.parameters()),
+                               next(solvers[1].net.parameters()))
+
+
+def test_batch_support_names_what_cannot_batch():
+    jko = get_solver_class("jko")(2, {"hidden": 8, "steps": 2})
+    assert "cannot batch seeds" in batch_support([jko])
+    cfm = get_solver_class("cfm")
+    assert "cannot batch" in batch_support([cfm(2, {**TINY, "rectified": 1})])
+    assert "one solver config" in batch_support([cfm(2, TINY), cfm(2, {**TINY, "lr": 1e-3})])
+    assert batch_support([cfm(2, TINY), cfm(2, TINY)]) is None
+    with pytest.raises(ValueError, match="cannot train these seeds together"):
+        train_together([jko], [_data()])
+
+
+def test_run_seeds_writes_one_result_per_seed_like_solo_runs(tmp_path):
+    cfg = {"solver": {"name": "ddpm", **TINY, "sample_steps": 20}, "dataset": {"name": "moons"},
+           "autoencoder": {"name": "identity"}, "device": "cpu", "progress": False,
+           "cache_dir": str(tmp_path / "cache"), "eval": {"plot": False}}
+    seeds = [0, 1]
+    solo = run_seeds(cfg, seeds, [tmp_path / "solo" / f"s{s}" for s in seeds])
+    together = run_seeds(cfg | {"batch_seeds": True}, seeds,
+                         [tmp_path / "batch" / f"s{s}" for s in seeds])
+    for a, b, seed in zip(solo, together, seeds, strict=True):
+        assert a["status"] == b["status"] == "ok", b.get("traceback")
+        assert b["seed"] == seed and b["train"]["batched_seeds"] == 2
+        saved = json.loads((tmp_path / "batch" / f"s{seed}" / RESULTS_FILE).read_text())
+        assert saved["metrics"]["data_w2"] == b["metrics"]["data_w2"]
+        assert b["metrics"]["final_loss"] == pytest.approx(a["metrics"]["final_loss"], rel=1e-3)
+        assert b["metrics"]["data_w2"] == pytest.approx(a["metrics"]["data_w2"], rel=0.02)
+    # resume: a solo sweep over the batched folders finds the results (batch_seeds is neutral)
+    again = run_seeds(cfg, seeds, [tmp_path / "batch" / f"s{s}" for s in seeds])
+    assert all(r.get("skipped") for r in again)
