@@ -2,7 +2,8 @@
 
 It is fitted once on a *source* data set (by default the target's own training split, drawn
 with the autoencoder's own ``seed`` so every run of a sweep shares it), cached on disk under
-a hash of its configuration, then frozen and handed to every solver. Latents are
+a hash of its configuration (:mod:`genbench.codecs.cache`), then frozen and handed to every
+solver. Latents are
 standardised (per-coordinate mean and scale of the source latents) so every solver sees
 unit-scale inputs, whatever the data's units.
 
@@ -13,22 +14,17 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from genbench.core.config import ConfigError, validate
-from genbench.run.storage import atomic_torch_save
+from genbench.core.config import ConfigError
 
-__all__ = ["AutoEncoder", "AutoencoderConfig", "cache_key", "get_autoencoder"]
+__all__ = ["AutoEncoder", "AutoencoderConfig"]
 
 log = logging.getLogger(__name__)
 KINDS = ("identity", "pca", "mlp")
@@ -178,46 +174,10 @@ class AutoEncoder(nn.Module):
         return self
 
 
-def cache_key(config: AutoencoderConfig, source: dict[str, Any], data_dim: int) -> str:
-    """A stable hash of everything that determines the fitted encoder-decoder."""
-    blob = json.dumps({"ae": dataclasses.asdict(config) | {"cache": None}, "source": source,
-                       "data_dim": data_dim, "version": 1}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def __getattr__(name: str) -> Any:
+    # The cache moved to genbench.codecs.cache (which imports this module): old imports work.
+    if name in ("cache_key", "get_autoencoder"):
+        from genbench.codecs import cache
 
-
-def get_autoencoder(
-    config: dict[str, Any] | AutoencoderConfig,
-    target_dataset: dict[str, Any],
-    cache_dir: str | Path,
-    device: str | torch.device = "cpu",
-) -> tuple[AutoEncoder, dict[str, Any]]:
-    """Load the cached encoder-decoder for ``config`` or fit, cache and return it.
-
-    ``info`` reports ``cache_hit``, the cache ``path`` and ``key``, and fitting statistics.
-    """
-    from genbench.data import build_dataset
-
-    cfg = config if isinstance(config, AutoencoderConfig) else validate(
-        AutoencoderConfig, config, what="autoencoder")
-    source = dict(cfg.source) if cfg.source is not None else dict(target_dataset)
-    if cfg.n_source is not None:
-        source["n_train"] = cfg.n_source
-    splits = build_dataset(source, seed=cfg.seed)
-    key = cache_key(cfg, source, splits.dim)
-    path = Path(cache_dir).expanduser() / "autoencoders" / f"{cfg.name}-{key}.pt"
-    ae = AutoEncoder(cfg, splits.dim)
-    info: dict[str, Any] = {"key": key, "path": str(path), "source": source.get("name"),
-                            "latent_dim": ae.latent_dim}
-    if cfg.cache and path.exists():
-        try:
-            ae.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            log.info("autoencoder cache hit: %s (training skipped)", path)
-            return ae.freeze().to(device), info | {"cache_hit": True}
-        except Exception as err:  # a corrupt or stale cache file is refitted, not fatal
-            log.warning("autoencoder cache %s unreadable (%s); refitting", path, err)
-    torch.manual_seed(cfg.seed)
-    stats = ae.fit(splits.train)
-    if cfg.cache:
-        atomic_torch_save(ae.state_dict(), path)
-    log.info("autoencoder fitted in %.1fs and cached at %s", stats["train_seconds"], path)
-    return ae.to(device), info | {"cache_hit": False, **stats}
+        return getattr(cache, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

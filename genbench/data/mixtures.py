@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genbench.core.config import MAX_DATA_SCALE, check_range
+
 __all__ = ["GaussianMixture", "MixtureParams", "eight_gaussians", "random_mixture",
            "twenty_five_gaussians"]
 
@@ -76,8 +78,8 @@ class MixtureParams:
     def __post_init__(self) -> None:
         if self.dim < 1 or self.n_components < 1:
             raise ValueError("dim and n_components must be >= 1")
-        if self.std <= 0 or self.radius < 0:
-            raise ValueError("std must be positive and radius non-negative")
+        check_range("radius", self.radius, 0.0, MAX_DATA_SCALE)
+        check_range("std", self.std, 0.0, MAX_DATA_SCALE, low_open=True)
 
 
 def random_mixture(p: MixtureParams) -> GaussianMixture:

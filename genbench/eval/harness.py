@@ -85,7 +85,11 @@ def cached_floor(kind: str, compute: Callable[[], dict[str, Any]], test: Tensor,
     if cached is not None:
         return cached
     value = compute()
-    atomic_json_dump(value, path)
+    try:
+        atomic_json_dump(value, path)
+    except OSError as err:  # a read-only or full cache folder: the floor is still right
+        log.warning("floor cache not writable (%s: %s); continuing uncached",
+                    type(err).__name__, err)
     return value
 
 

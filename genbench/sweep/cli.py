@@ -16,10 +16,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from genbench.core.config import register_schemas
+from genbench.core.config import ConfigError, check_name, register_schemas
 from genbench.run.pipeline import run
 
-__all__ = ["CONFIG_PATH", "format_result", "main"]
+__all__ = ["CONFIG_PATH", "check_name_overrides", "format_result", "main"]
 
 log = logging.getLogger("genbench")
 _CHECKOUT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -67,19 +67,47 @@ def _app(cfg: DictConfig) -> dict[str, Any]:
     result = run(cfg, hc.runtime.output_dir)
     print(format_result(result) if not result.get("skipped")
           else f"skipped (result exists): {hc.runtime.output_dir}", flush=True)
-    if result.get("status") != "ok" and hc.mode == RunMode.RUN:
+    if result.get("saved") is False:
+        print(f"genbench: {result['save_error']}", file=sys.stderr, flush=True)
+    if (result.get("status") != "ok" or result.get("saved") is False) and hc.mode == RunMode.RUN:
         sys.exit(1)
     return result
 
 
+# Overrides whose values name folders and files (checked again in run(), for API callers).
+_NAME_KEYS = ("solver.name", "dataset.name", "autoencoder.name")
+
+
+def check_name_overrides(overrides: list[str]) -> str | None:
+    """An error message when an override puts a path (``/``, ``..``) into a name.
+
+    Checked before Hydra starts, because Hydra creates the job's folder (named after these
+    values) before the job can validate them.
+    """
+    for item in overrides:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key in _NAME_KEYS:
+            for one in value.split(","):  # a sweep's values
+                try:
+                    check_name(key, one.strip())
+                except ConfigError as err:
+                    return f"genbench: {err}"
+    return None
+
+
 def main() -> None:
     """Console entry point."""
-    from genbench.sweep.callback import missing_launcher_hint
+    from genbench.sweep.callback import LAST_MULTIRUN, missing_launcher_hint
 
-    hint = missing_launcher_hint(sys.argv[1:])
+    hint = missing_launcher_hint(sys.argv[1:]) or check_name_overrides(sys.argv[1:])
     if hint is not None:
         sys.exit(hint)
+    LAST_MULTIRUN.clear()
     _app()
+    failed = LAST_MULTIRUN.get("failed")
+    if failed:  # one line, then a non-zero exit: scripts and CI see the sweep was not clean
+        sys.exit(f"genbench: {len(failed)} of {LAST_MULTIRUN['total']} jobs failed in "
+                 f"{LAST_MULTIRUN['sweep_dir']} (first: {failed[0]}); see its report/")
 
 
 if __name__ == "__main__":
