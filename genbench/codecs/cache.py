@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,9 @@ def _load(path: Path, cfg: AutoencoderConfig, dim: int) -> AutoEncoder | None:
         return None
     ae = AutoEncoder(cfg, dim)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's unpickler warnings are noise here
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
         ae.load_state_dict(state)
     except Exception as err:  # noqa: BLE001 - garbage, truncated or another model's file
         # torch's own message advises weights_only=False: never the right fix for a cache.

@@ -58,6 +58,9 @@ def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) ->
         raise ConfigError(
             f"unknown key(s) {unknown} for {what}; allowed keys: {', '.join(allowed)}"
         )
+    for key, value in values.items():  # a NaN or infinite setting never gives a usable job
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"invalid {what}: {key}={value} is not a finite number")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), dict(values))
         obj = OmegaConf.to_object(merged)
@@ -67,10 +70,6 @@ def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) ->
         raise ConfigError(f"invalid value for key '{key}' of {what}: {msg}") from None
     except ValueError as err:  # range checks in the schema's __post_init__
         raise ConfigError(f"invalid {what}: {err}") from None
-    for f in dataclasses.fields(obj):  # a NaN or infinite setting never gives a meaningful job
-        value = getattr(obj, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"invalid {what}: {f.name}={value} is not a finite number")
     return obj  # type: ignore[return-value]
 
 

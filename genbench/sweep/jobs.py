@@ -110,8 +110,9 @@ def _value_str(value: Any) -> str:
 
 def _varying(group: list[Job]) -> set[str]:
     keys: set[str] = set().union(*(j.params for j in group)) if group else set()
+    # a key one job lacks varies even when another sets it to null
     return {k for k in keys
-            if len({json.dumps(j.params.get(k), sort_keys=True, default=str)
+            if len({json.dumps([k in j.params, j.params.get(k)], sort_keys=True, default=str)
                     for j in group}) > 1}
 
 

@@ -8,7 +8,8 @@ workers are lost, the later jobs never run, and nothing records what happened.
 :class:`ResilientJoblibLauncher` keeps joblib's workers and settings and adds this:
 
 1. jobs are collected as they finish, so a crash loses only the jobs in flight;
-2. each worker first notes which job it starts (a marker file naming the job's folder);
+2. each worker first notes which job it starts in ``<sweep>/.genbench-running/<num>.json``
+   (the job's folder, overrides and the worker's pid; the folder is removed at the end);
 3. after a crash, every job that had started is run again *alone* on a fresh worker: a
    healthy one that was merely caught in the crash finishes; one whose worker dies again
    is the culprit, and is recorded as a failed job (``error_type: WorkerDied``, with the
@@ -24,7 +25,7 @@ import json
 import logging
 import os
 import re
-import tempfile
+import shutil
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +43,8 @@ from omegaconf import OmegaConf, open_dict
 __all__ = ["ResilientJoblibLauncher"]
 
 log = logging.getLogger("genbench.sweep")
+# Where workers note the job they start (removed when the launch ends).
+MARKERS = ".genbench-running"
 # Crashes in a row that hit no started job (a worker dying while it starts) before the
 # remaining jobs are recorded as failed rather than retried.
 MAX_BLIND_CRASHES = 2
@@ -58,11 +61,13 @@ def _start(idx: int, overrides: Sequence[str], hydra_context: Any, config: Any,
         sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
     HydraConfig.instance().set_config(sweep_config)  # resolves ${hydra:job.override_dirname}
     folder = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
-    note = {"output_dir": str(folder), "pid": os.getpid(),
+    note = {"output_dir": str(folder), "pid": os.getpid(), "overrides": list(overrides),
             "solver": OmegaConf.select(sweep_config, "solver.name"),
             "dataset": OmegaConf.select(sweep_config, "dataset.name"),
             "seed": OmegaConf.select(sweep_config, "seed")}
-    Path(markers, f"{idx}.json").write_text(json.dumps(note, default=str))
+    tmp = Path(markers, f".{idx}.json.{os.getpid()}")
+    tmp.write_text(json.dumps(note, default=str))
+    tmp.replace(Path(markers, f"{idx}.json"))  # readers never see half a note
     return idx, _core.execute_job(idx, overrides, hydra_context, config, task_function,
                                   singleton_state)
 
@@ -92,7 +97,10 @@ class ResilientJoblibLauncher(JoblibLauncher):
 
         jobs = {initial_job_idx + i: list(o) for i, o in enumerate(job_overrides)}
         done: dict[int, JobReturn] = {}
-        with tempfile.TemporaryDirectory(prefix="genbench-jobs-") as markers:
+        markers = str(sweep_dir / MARKERS)
+        shutil.rmtree(markers, ignore_errors=True)
+        os.makedirs(markers)
+        try:
             pending, blind = list(jobs), 0
             while pending:
                 try:
@@ -112,6 +120,8 @@ class ResilientJoblibLauncher(JoblibLauncher):
                         for i in pending:
                             done[i] = _dead_job(i, jobs[i], markers, err, sweep_dir)
                         pending = []
+        finally:
+            shutil.rmtree(markers, ignore_errors=True)
         return [done[i] for i in jobs]
 
     def _run(self, cfg: dict[str, Any], jobs: dict[int, list[str]], done: dict[int, JobReturn],
