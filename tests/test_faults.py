@@ -377,3 +377,86 @@ def test_read_only_cache_and_run_folders_warn_and_run_uncached(tmp_path):
             if folder.is_dir():
                 os.chmod(folder, 0o755)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- parallel jobs ---------------------------------------------------------------------------
+
+FIT = """
+    import hashlib, json, sys, torch
+    from genbench.codecs.cache import get_autoencoder
+    torch.manual_seed(int(sys.argv[2]))  # each job its own seed: the key ignores it
+    ae, info = get_autoencoder(json.loads(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[1])
+    h = hashlib.sha256()
+    for name, t in sorted(ae.state_dict().items()):
+        h.update(name.encode() + t.numpy().tobytes())
+    print("RESULT" + json.dumps([info["cache_hit"], h.hexdigest()]))
+"""
+
+
+@pytest.mark.slow  # two interpreters importing torch
+def test_parallel_jobs_fit_the_encoder_once_with_identical_weights(tmp_path):
+    mlp = MLP | {"steps": 1500}  # a fit of seconds: the second job arrives while it runs
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(FIT), str(tmp_path),
+                               str(seed), json.dumps(mlp), json.dumps(MOONS)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=ROOT, env=env) for seed in (0, 1)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    found = []
+    for out, err in outs:
+        line = next((s for s in out.splitlines() if s.startswith("RESULT")), None)
+        assert line is not None, err[-3000:]
+        found.append(json.loads(line.removeprefix("RESULT")))
+    assert sorted(hit for hit, _ in found) == [False, True]  # one fit, one wait-then-load
+    assert found[0][1] == found[1][1]
+    ae, _ = get_autoencoder(mlp, MOONS, tmp_path / "here")  # and the same in this process
+    assert weights_hash(ae) == found[0][1]
+
+
+SWEEP = ["experiment=smoke", "dataset.n_train=500", "dataset.n_test=200", "solver.sample_steps=20",
+         "progress=false", "eval.plot=false", "hydra.callbacks.sweep.plots=false"]
+
+
+def _kill_worker_of(markers: Path, override: str, not_pid: int | None, deadline: float) -> int:
+    """Kill -9 the joblib worker that runs the job with ``override``; return its pid."""
+    while time.time() < deadline:
+        for note in markers.glob("*.json"):
+            try:
+                info = json.loads(note.read_text())
+            except (OSError, ValueError):
+                continue
+            if override in info["overrides"] and info["pid"] != not_pid:
+                time.sleep(1.0)  # let it get into its work
+                os.kill(info["pid"], signal.SIGKILL)
+                return info["pid"]
+        time.sleep(0.2)
+    raise AssertionError(f"no worker ran {override}")
+
+
+@pytest.mark.slow  # joblib workers importing torch, twice after each kill
+def test_a_killed_joblib_worker_is_a_failed_job_not_a_failed_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genbench", "-m", *SWEEP, "launcher=joblib",
+         "hydra.launcher.n_jobs=2", "solver.steps=40,60,500000", f"hydra.sweep.dir={sweep}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env=os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.time() + 500
+        first = _kill_worker_of(sweep / ".genbench-running", "solver.steps=500000", None,
+                                deadline)
+        _kill_worker_of(sweep / ".genbench-running", "solver.steps=500000", first, deadline)
+        out, err = proc.communicate(timeout=500)
+    finally:
+        proc.kill()
+    found = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
+    assert len(found) == 3, (out[-2000:], err[-3000:])
+    dead = found.pop("solver.steps=500000")
+    assert dead["status"] == "failed" and dead["error_type"] == "WorkerDied"
+    assert "SIGKILL" in dead["error"] and "out-of-memory" in dead["error"]
+    assert all(r["status"] == "ok" for r in found.values())  # the others finished
+    assert proc.returncode == 1
+    assert "genbench: 1 of 3 jobs failed" in err.strip().splitlines()[-1]
+    board = (sweep / "report" / "leaderboard.md").read_text()
+    assert "3 jobs: 2 ok, 1 failed" in board and "WorkerDied" in board
+    assert not (sweep / ".genbench-running").exists()

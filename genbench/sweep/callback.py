@@ -155,6 +155,11 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = datetime.now(timezone.utc)
+        target = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+        if target.endswith("JoblibLauncher"):  # a dead worker fails its job, not the sweep
+            from genbench.sweep.launcher import install
+
+            install()
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if _is_multirun(config) and SWEEP_ID_ENV not in os.environ:

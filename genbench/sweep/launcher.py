@@ -5,7 +5,7 @@ process dies (the out-of-memory killer sends SIGKILL; a segfault), loky raises
 ``TerminatedWorkerError`` for the whole call: the healthy jobs in flight on the other
 workers are lost, the later jobs never run, and nothing records what happened.
 
-:class:`ResilientJoblibLauncher` keeps joblib's workers and settings and adds this:
+:func:`resilient_launch` keeps joblib's workers and settings and adds this:
 
 1. jobs are collected as they finish, so a crash loses only the jobs in flight;
 2. each worker first notes which job it starts in ``<sweep>/.genbench-running/<num>.json``
@@ -17,6 +17,11 @@ workers are lost, the later jobs never run, and nothing records what happened.
 4. the jobs that had not started go back to the parallel pool.
 
 The end-of-sweep callback then writes the report and the CLI exits non-zero (one failed job).
+
+Hydra instantiates launchers only from the ``hydra_plugins`` package, which an editable
+install does not extend; so rather than a launcher class of its own, genbench replaces the
+joblib plugin's module-level ``launch`` with :func:`resilient_launch` (:func:`install`,
+called by :class:`genbench.sweep.callback.SweepCallback` when a multirun starts).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from joblib import Parallel, delayed
 from joblib.externals.loky.process_executor import BrokenProcessPool
 from omegaconf import OmegaConf, open_dict
 
-__all__ = ["ResilientJoblibLauncher"]
+__all__ = ["install", "resilient_launch"]
 
 log = logging.getLogger("genbench.sweep")
 # Where workers note the job they start (removed when the launch ends).
@@ -77,8 +82,28 @@ def _exit_codes(err: BaseException) -> str:
     return found.group(1) if found else type(err).__name__
 
 
-class ResilientJoblibLauncher(JoblibLauncher):
-    """Hydra's joblib launcher, with a dead worker recorded as one failed job."""
+def install() -> bool:
+    """Make ``launcher=joblib`` use :func:`resilient_launch`; False without joblib's plugin."""
+    try:
+        from hydra_plugins.hydra_joblib_launcher import _core
+    except ImportError:
+        return False
+    _core.launch = resilient_launch
+    return True
+
+
+def resilient_launch(launcher: Any, job_overrides: Sequence[Sequence[str]],
+                     initial_job_idx: int) -> Sequence[JobReturn]:
+    """Hydra's ``joblib`` launch, with a dead worker recorded as one failed job."""
+    return _Launch(launcher).launch(job_overrides, initial_job_idx)
+
+
+class _Launch:
+    """One launch of a :class:`JoblibLauncher`'s jobs (its settings, config and task)."""
+
+    def __init__(self, launcher: JoblibLauncher) -> None:
+        self.joblib, self.config = launcher.joblib, launcher.config
+        self.hydra_context, self.task_function = launcher.hydra_context, launcher.task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]],
                initial_job_idx: int) -> Sequence[JobReturn]:
