@@ -451,12 +451,14 @@ def test_a_killed_joblib_worker_is_a_failed_job_not_a_failed_sweep(tmp_path):
         proc.kill()
     found = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
     assert len(found) == 3, (out[-2000:], err[-3000:])
-    dead = found.pop("solver.steps=500000")
+    (name,) = [n for n in found if "solver.steps=500000" in n]
+    dead = found.pop(name)
     assert dead["status"] == "failed" and dead["error_type"] == "WorkerDied"
     assert "SIGKILL" in dead["error"] and "out-of-memory" in dead["error"]
     assert all(r["status"] == "ok" for r in found.values())  # the others finished
     assert proc.returncode == 1
-    assert "genbench: 1 of 3 jobs failed" in err.strip().splitlines()[-1]
+    # one summary line (loky's resource tracker may still warn after it, at exit)
+    assert [line for line in err.splitlines() if line.startswith("genbench: 1 of 3 jobs failed")]
     board = (sweep / "report" / "leaderboard.md").read_text()
     assert "3 jobs: 2 ok, 1 failed" in board and "WorkerDied" in board
     assert not (sweep / ".genbench-running").exists()
