@@ -279,13 +279,19 @@ def test_failed_jobs_settings_do_not_leak_into_labels_and_duplicates_count_once(
         write_job(tmp_path, "a", "moons", seed)
     stray = write_job(tmp_path, "a", "moons", 2, status="failed")
     data = json.loads((stray / RESULTS_FILE).read_text())
-    data["config"]["solver"]["stepz"] = None
+    data["config"]["solver"]["stepz"] = None  # a misspelt key, failed in validation
     (stray / RESULTS_FILE).write_text(json.dumps(data))
+    raw = write_job(tmp_path, "a", "moons", 3, status="failed")  # failed before its config
+    data = json.loads((raw / RESULTS_FILE).read_text())
+    hydra_config = data.pop("config") | {"dataset": {"name": "moons", "n_test": 500}}
+    (raw / ".hydra").mkdir()
+    (raw / ".hydra" / "config.yaml").write_text(json.dumps(hydra_config))  # YAML reads JSON
+    (raw / RESULTS_FILE).write_text(json.dumps(data))
     twin = tmp_path / "twin"
     shutil.copytree(tmp_path / "solver=a,dataset=moons,seed=0,steps=20", twin)
     board = Leaderboard.load(tmp_path)
     assert [j.variant for j in board.jobs if j.ok] == ["", ""]
-    assert [j.variant for j in board.failed] == ["stepz=null"]
+    assert sorted(j.variant for j in board.failed) == ["dataset.n_test=500", "stepz=null"]
     (entry,) = [e for e in board.entries if e.ok]
     assert len(entry.ok) == 2 and board.duplicates == [(twin, tmp_path / "solver=a,dataset="
                                                        "moons,seed=0,steps=20")]
@@ -344,6 +350,8 @@ READ_ONLY = """
     job["cache_dir"] = str(root / "empty-ro")
     res = run(job, root / "run-ro")                                     # read-only run folder
     out["run"] = [res["status"], res.get("saved"), res.get("save_error", "")]
+    from genbench.report.leaderboard import main
+    out["report"] = main([str(root / "sweep-ro"), "--no-plots"])      # read-only sweep folder
     print("RESULT" + json.dumps(out))
 """
 
@@ -355,7 +363,8 @@ def test_read_only_cache_and_run_folders_warn_and_run_uncached(tmp_path):
     try:
         os.chmod(root, 0o755)
         get_autoencoder(MLP, MOONS, root / "filled-ro")  # filled by root, then frozen
-        for name in ("empty-ro", "filled-ro", "filled-ro/autoencoders", "run-ro"):
+        write_job(root / "sweep-ro", "a", "moons", 0)
+        for name in ("empty-ro", "filled-ro", "filled-ro/autoencoders", "run-ro", "sweep-ro"):
             (root / name).mkdir(exist_ok=True)
             os.chmod(root / name, 0o555)
         code = READ_ONLY.format(job=repr(tiny_job(root)))
@@ -372,6 +381,8 @@ def test_read_only_cache_and_run_folders_warn_and_run_uncached(tmp_path):
         assert saved is False and "run-ro/results.json" in error and "ermission" in error
         assert "not writable" in proc.stderr and "running uncached" in proc.stderr
         assert "floor cache not writable" in proc.stderr and "Traceback" not in proc.stderr
+        assert out["report"] == 2 and "genbench-report: " in proc.stderr
+        assert "Permission denied" in proc.stderr and "sweep-ro/report" in proc.stderr
     finally:
         for folder in root.rglob("*"):
             if folder.is_dir():

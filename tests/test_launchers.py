@@ -76,7 +76,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_carries_on(failing_sweep):
     # one line per job, then the leaderboard written by the end-of-sweep callback
     assert "job 0: ok ddpm-moons-s0: W2/floor" in proc.stdout
     assert "job 1: FAILED ddpm-moons-s0: DivergenceError" in proc.stdout
-    assert "sweep done: 2 jobs, 1 ok, 1 failed" in proc.stdout
+    assert "sweep done: 2 jobs: 1 ok, 1 failed" in proc.stdout
     board = (sweep / "report" / "leaderboard.md").read_text()
     assert "| 1 | ddpm (lr=0.002) |" in board and "## Failed jobs" in board
     for name in ("leaderboard.csv", "runs.csv", "report.html", "samples_grid.png"):
@@ -116,7 +116,7 @@ def test_slurm_code_path_through_submitit_local(tmp_path):
     assert list((tmp_path / ".submitit").glob("*/*_log.out")), "submitit ran no job"
     jobs = by_status(results(tmp_path))
     assert len(jobs["ok"]) == 1 and len(jobs["failed"]) == 1
-    assert "sweep done: 2 jobs, 1 ok, 1 failed" in proc.stdout  # callback in the submitter
+    assert "sweep done: 2 jobs: 1 ok, 1 failed" in proc.stdout  # callback in the submitter
 
 
 def hydra_launcher(preset: str):

@@ -62,13 +62,15 @@ class Job:
     varying: dict[str, str] = field(default_factory=dict)  # parameter -> value, as text
 
     rerun_error: str = ""  # a re-run that failed beside this finished result
+    config_from_hydra: bool = False  # failed before its config was saved: Hydra's raw one
 
     @classmethod
     def read(cls, folder: Path, data: dict[str, Any]) -> Job:
         """The job saved in ``data``; ``ValueError`` naming the field when it is ill-typed."""
         _check_types(data)
         config = data.get("config")
-        if not config:  # failed before validation: fall back on what Hydra saved
+        from_hydra = not config
+        if from_hydra:  # failed before validation: fall back on what Hydra saved
             from omegaconf import OmegaConf
 
             saved = folder / ".hydra" / "config.yaml"
@@ -89,7 +91,8 @@ class Job:
                    seed=data.get("seed", config.get("seed")), params=params,
                    metrics=data.get("metrics") or {},
                    loss_curve=(data.get("train") or {}).get("loss_curve") or [],
-                   error="" if data.get("status") == "ok" else error)
+                   error="" if data.get("status") == "ok" else error,
+                   config_from_hydra=from_hydra)
 
     @property
     def ok(self) -> bool:
@@ -119,9 +122,11 @@ def _varying(group: list[Job]) -> set[str]:
 def _assign_variants(jobs: list[Job]) -> None:
     """Label each job by the parameters that vary within its (solver, data set) pair.
 
-    The labels of successful jobs come from successful jobs only, so a failed job's stray
-    setting (a misspelt key, say) never shows in them; a failed job's label adds the keys in
-    which it differs from them.
+    The labels of successful jobs come from the keys successful jobs have: a failed job
+    counts there only with its saved config (a swept ``lr`` that diverged) and only on those
+    keys, so its stray settings (a misspelt key, Hydra's raw config of a job that failed
+    before validation) never show in them. A failed job's label adds the keys in which it
+    differs from its successful peers.
     """
     pairs: dict[tuple[str, str], list[Job]] = defaultdict(list)
     for job in jobs:
@@ -129,7 +134,9 @@ def _assign_variants(jobs: list[Job]) -> None:
             pairs[job.solver, job.dataset].append(job)
     ok_varying: dict[str, set[str]] = defaultdict(set)
     for (solver, _), group in pairs.items():
-        ok_varying[solver] |= _varying([j for j in group if j.ok])
+        ok_keys: set[str] = set().union(*(j.params for j in group if j.ok))
+        voters = [j for j in group if j.ok or not j.config_from_hydra]
+        ok_varying[solver] |= _varying(voters) & ok_keys
     for job in jobs:
         if not job.params:
             continue
