@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from genbench.run.files import RESULTS_FILE
-from genbench.run.storage import atomic_csv_write, read_json
+from genbench.run.storage import atomic_csv_write, atomic_write, read_json
 from genbench.sweep.jobs import Job, as_number, load_jobs, scan_sweep
 
 __all__ = ["RANK_METRIC", "Entry", "Job", "Leaderboard", "load_jobs", "main", "write_report"]
@@ -331,10 +331,9 @@ def write_report(sweep: str | Path | Leaderboard, out_dir: str | Path | None = N
         figures = draw_figures(board, out)
     files = {"leaderboard_csv": atomic_csv_write(out / "leaderboard.csv", board.rows()),
              "runs_csv": atomic_csv_write(out / "runs.csv", board.job_rows())}
-    files["markdown"] = out / "leaderboard.md"
-    files["markdown"].write_text(_markdown(board, figures, out))
-    files["html"] = out / "report.html"
-    files["html"].write_text(_html(board, figures))
+    markdown, page = _markdown(board, figures, out).encode(), _html(board, figures).encode()
+    files["markdown"] = atomic_write(out / "leaderboard.md", lambda fh: fh.write(markdown))
+    files["html"] = atomic_write(out / "report.html", lambda fh: fh.write(page))
     return files | figures
 
 
