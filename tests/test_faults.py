@@ -383,6 +383,11 @@ def test_read_only_cache_and_run_folders_warn_and_run_uncached(tmp_path):
         assert "floor cache not writable" in proc.stderr and "Traceback" not in proc.stderr
         assert out["report"] == 2 and "genbench-report: " in proc.stderr
         assert "Permission denied" in proc.stderr and "sweep-ro/report" in proc.stderr
+        sweep = python("import sys; sys.argv[0] = 'genbench'; from genbench.sweep.cli import "
+                       "main; main()", "-m", f"hydra.sweep.dir={root}/sweep-ro/new", user=True,
+                       HOME=str(root))
+        assert sweep.returncode == 1 and "Traceback" not in sweep.stderr
+        assert f"cannot write into {root}/sweep-ro (hydra.sweep.dir=" in sweep.stderr
     finally:
         for folder in root.rglob("*"):
             if folder.is_dir():

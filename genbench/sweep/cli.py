@@ -7,6 +7,7 @@ from the installed package ``genbench_configs``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from omegaconf import DictConfig
 from genbench.core.config import ConfigError, check_name, register_schemas
 from genbench.run.pipeline import run
 
-__all__ = ["CONFIG_PATH", "check_name_overrides", "format_result", "main"]
+__all__ = ["CONFIG_PATH", "check_name_overrides", "check_output_folder", "format_result", "main"]
 
 log = logging.getLogger("genbench")
 _CHECKOUT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -95,11 +96,33 @@ def check_name_overrides(overrides: list[str]) -> str | None:
     return None
 
 
+def check_output_folder(argv: list[str]) -> str | None:
+    """An error message when the run or sweep folder cannot be written.
+
+    Hydra writes ``multirun.yaml`` and each job's ``.hydra/`` before any job runs, and a
+    read-only folder would end there in a traceback. Checks the folder named on the command
+    line (``hydra.sweep.dir=`` / ``hydra.run.dir=``), else the working directory, at its
+    nearest existing ancestor.
+    """
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    named = [a.partition("=")[2] for a in argv if a.startswith(key + "=")]
+    folder = Path(named[-1] if named and "${" not in named[-1] else ".").expanduser().absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        what = f"{key}={named[-1]}" if named else "the working directory"
+        return (f"genbench: cannot write into {folder} ({what}): permission denied; "
+                f"choose a writable folder with {key}=...")
+    return None
+
+
 def main() -> None:
     """Console entry point."""
     from genbench.sweep.callback import LAST_MULTIRUN, missing_launcher_hint
 
-    hint = missing_launcher_hint(sys.argv[1:]) or check_name_overrides(sys.argv[1:])
+    hint = (missing_launcher_hint(sys.argv[1:]) or check_name_overrides(sys.argv[1:])
+            or check_output_folder(sys.argv[1:]))
     if hint is not None:
         sys.exit(hint)
     LAST_MULTIRUN.clear()
