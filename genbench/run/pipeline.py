@@ -7,7 +7,8 @@ with the generated samples and the fitted solver beside it (``model.pt``,
 :mod:`genbench.run.checkpoint`: ``genbench-eval`` re-samples it without retraining). A job
 that fails records its error in its ``results.json`` instead of raising, so a sweep never
 loses the other jobs' results; with ``resume`` a job whose successful result exists is
-skipped.
+skipped, and a failing re-run of a finished job never replaces its result
+(:func:`write_result`).
 """
 
 from __future__ import annotations
@@ -26,15 +27,18 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from genbench.core.config import RunConfig, is_result_neutral, validate
-from genbench.core.solver import get_solver_class
+from genbench.codecs.base import AutoencoderConfig
+from genbench.codecs.cache import check_fittable, source_of
+from genbench.core.config import ConfigError, RunConfig, check_name, is_result_neutral, validate
+from genbench.core.solver import Solver, get_solver_class
 from genbench.core.storage import atomic_json_dump, read_json
 from genbench.run.checkpoint import save_checkpoint
-from genbench.run.files import MODEL_FILE, RESULTS_FILE, SAMPLES_FILE
+from genbench.run.files import FAILED_RESULTS_FILE, MODEL_FILE, RESULTS_FILE, SAMPLES_FILE
 from genbench.run.scoring import draw, load_inputs, score
 from genbench.run.tracking import make_tracker, run_name
 
-__all__ = ["MODEL_FILE", "RESULTS_FILE", "SAMPLES_FILE", "environment", "resolve_device", "run"]
+__all__ = ["FAILED_RESULTS_FILE", "MODEL_FILE", "RESULTS_FILE", "SAMPLES_FILE", "environment",
+           "resolve_device", "run", "write_result"]
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +81,16 @@ def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path,
         header |= {"solver": rc.solver.get("name"), "dataset": rc.dataset.get("name"),
                    "autoencoder": rc.autoencoder.get("name"), "seed": rc.seed,
                    "config": asdict(rc)}
+        plan = _preflight(rc)  # every check that needs no data: before any work
         previous = read_json(results_path)
         if rc.resume and previous is not None and previous.get("status") == "ok":
-            if _same_job(previous.get("config", {}), header["config"]):
+            if _same_job(previous.get("config"), header["config"]):
                 log.info("result exists, skipping: %s", results_path)
                 return previous | {"skipped": True}
             log.warning("%s holds a result for another config: running again", results_path)
         tracker = make_tracker(rc.logger, config=asdict(rc), name=run_name(rc, variant),
                                output_dir=out)
-        result = header | _run(rc, out, tracker, variant)
+        result = header | _run(rc, out, tracker, plan, variant)
         result["status"] = "ok"
     except Exception as err:
         log.error("job failed: %s: %s", type(err).__name__, err)
@@ -95,10 +100,38 @@ def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path,
             torch.cuda.empty_cache()
     result["finished"] = datetime.now(timezone.utc).isoformat()
     try:
-        atomic_json_dump(result, results_path)
+        result = write_result(result, out)
     finally:
         if tracker is not None:
             tracker.finish(result)
+    return result
+
+
+def write_result(result: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Write a job's result, never replacing a finished one with a failure.
+
+    A failure of a job whose folder holds a successful ``results.json`` (a ``resume=false``
+    re-run) goes to ``results.failed.json`` beside it; the report lists it. A success
+    removes a stale ``results.failed.json``. A folder that cannot be written is logged, naming
+    the file, and the result returned marked ``"saved": false`` instead of raising.
+    """
+    results_path, failed_path = out / RESULTS_FILE, out / FAILED_RESULTS_FILE
+    target = results_path
+    if result.get("status") != "ok":
+        previous = read_json(results_path)
+        if previous is not None and previous.get("status") == "ok":
+            target = failed_path
+            result = result | {"kept_result": str(results_path)}
+            log.warning("the finished result %s is kept; this run's failure is in %s",
+                        results_path, failed_path)
+    try:
+        atomic_json_dump(result, target)
+        if target == results_path and result.get("status") == "ok":
+            failed_path.unlink(missing_ok=True)
+    except OSError as err:
+        log.error("cannot write %s: %s", target, err.strerror or err)
+        return result | {"saved": False, "save_error": f"cannot write {target}: "
+                                                      f"{err.strerror or err}"}
     return result
 
 
@@ -116,8 +149,10 @@ def _result_defining(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _same_job(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+def _same_job(saved: Any, current: dict[str, Any]) -> bool:
     """Whether a saved result was produced by the configuration about to run."""
+    if not isinstance(saved, dict):  # an ill-typed results.json is no result
+        return False
     current = json.loads(json.dumps(current, default=str))
     return _result_defining(saved) == _result_defining(current)
 
@@ -130,13 +165,29 @@ def _peak_memory(device: torch.device) -> dict[str, float]:
     return peak
 
 
-def _run(rc: RunConfig, out: Path, tracker: Any, variant: str | None = None) -> dict[str, Any]:
+def _preflight(rc: RunConfig) -> tuple[str, type[Solver], Any]:
+    """Validate what can be checked without data: names, solver, encoder settings."""
     solver_cfg = dict(rc.solver)
     solver_name = solver_cfg.pop("name", None)
     if not solver_name:
-        raise ValueError("solver.name is missing; choose a solver, e.g. solver=ddpm")
+        raise ConfigError("solver.name is missing; choose a solver, e.g. solver=ddpm")
+    for key, value in (("solver.name", solver_name), ("dataset.name", rc.dataset.get("name")),
+                       ("autoencoder.name", rc.autoencoder.get("name"))):
+        if value is not None:
+            check_name(key, value)
     solver_cls = get_solver_class(solver_name)
     hparams = validate(solver_cls.Config, solver_cfg, what=f"solver {solver_name!r}")
+    ae_cfg = validate(AutoencoderConfig, rc.autoencoder, what="autoencoder")
+    source, size_key = source_of(ae_cfg, rc.dataset)
+    if "n_train" in source:
+        check_fittable(ae_cfg, int(source["n_train"]), size_key)
+    resolve_device(rc.device)
+    return solver_name, solver_cls, hparams
+
+
+def _run(rc: RunConfig, out: Path, tracker: Any, plan: tuple[str, type[Solver], Any],
+         variant: str | None = None) -> dict[str, Any]:
+    solver_name, solver_cls, hparams = plan
     device = resolve_device(rc.device)
 
     inputs = load_inputs(rc, device)
