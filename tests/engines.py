@@ -29,13 +29,13 @@ def genbench(*args: str, env: dict[str, str] | None = None,
              timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``genbench ARGS`` in a subprocess, single-threaded."""
     env = (env or dict(os.environ)) | {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
-    return subprocess.run([sys.executable, "-m", "genbench.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "genbench.sweep.cli", *args], capture_output=True,
                           text=True, env=env, timeout=timeout, cwd=ROOT)
 
 
 def genbench_popen(*args: str, env: dict[str, str]) -> subprocess.Popen:
     env = env | {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
-    return subprocess.Popen([sys.executable, "-m", "genbench.cli", *args], env=env, cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "genbench.sweep.cli", *args], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

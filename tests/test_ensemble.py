@@ -83,10 +83,11 @@ def test_batched_training_reads_back_only_every_log_every_steps(name):
 
 
 def test_seed_k_starts_from_its_solo_initialisation(tmp_path):
-    # lr = 0: training leaves the weights where they started; they must be seed k's solo init.
+    # lr = 1e-30 (lr must be positive): each update is far below a float32 ulp of the
+    # weights, so training leaves them where they started; they must be seed k's solo init.
     from genbench.core.config import RunConfig
 
-    rcs = [RunConfig(solver={"name": "pfode", **TINY, "lr": 0.0, "steps": 3},
+    rcs = [RunConfig(solver={"name": "pfode", **TINY, "lr": 1e-30, "steps": 3},
                      dataset={"name": "moons"}, autoencoder={"name": "identity"}, seed=s,
                      device="cpu", cache_dir=str(tmp_path)) for s in (4, 9)]
     jobs = [prepare_job(rc) for rc in rcs]

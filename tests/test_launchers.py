@@ -37,9 +37,12 @@ def run_genbench(*args: str, timeout: float = 400) -> subprocess.CompletedProces
                           text=True, env=env, timeout=timeout)
 
 
-def multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+def multirun(sweep_dir: Path, *overrides: str, failed: int = 0) -> subprocess.CompletedProcess:
+    """Run a sweep; with ``failed`` jobs expected to fail, it must exit 1 saying how many."""
     proc = run_genbench("-m", *TINY, *overrides, f"hydra.sweep.dir={sweep_dir}")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == (1 if failed else 0), proc.stdout[-3000:] + proc.stderr[-3000:]
+    if failed:
+        assert [s for s in proc.stderr.splitlines() if s.startswith(f"genbench: {failed} of ")]
     return proc
 
 
@@ -59,7 +62,7 @@ def by_status(found: dict[str, dict]) -> dict[str, list[dict]]:
 @pytest.fixture(scope="module")
 def failing_sweep(tmp_path_factory):
     sweep = tmp_path_factory.mktemp("sweep")
-    return sweep, multirun(sweep, "solver.lr=0.002,1e12")
+    return sweep, multirun(sweep, "solver.lr=0.002,1e12", failed=1)
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_carries_on(failing_sweep):
@@ -73,7 +76,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_carries_on(failing_sweep):
     # one line per job, then the leaderboard written by the end-of-sweep callback
     assert "job 0: ok ddpm-moons-s0: W2/floor" in proc.stdout
     assert "job 1: FAILED ddpm-moons-s0: DivergenceError" in proc.stdout
-    assert "sweep done: 2 jobs, 1 ok, 1 failed" in proc.stdout
+    assert "sweep done: 2 jobs: 1 ok, 1 failed" in proc.stdout
     board = (sweep / "report" / "leaderboard.md").read_text()
     assert "| 1 | ddpm (lr=0.002) |" in board and "## Failed jobs" in board
     for name in ("leaderboard.csv", "runs.csv", "report.html", "samples_grid.png"):
@@ -83,7 +86,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_carries_on(failing_sweep):
 def test_rerunning_a_sweep_skips_finished_jobs_and_retries_failed_ones(failing_sweep):
     sweep, _ = failing_sweep
     before = results(sweep)
-    proc = multirun(sweep, "solver.lr=0.002,1e12", NO_PLOTS)
+    proc = multirun(sweep, "solver.lr=0.002,1e12", NO_PLOTS, failed=1)
     after = results(sweep)
     assert after.keys() == before.keys()
     for name, result in before.items():
@@ -98,7 +101,7 @@ def test_rerunning_a_sweep_skips_finished_jobs_and_retries_failed_ones(failing_s
 @pytest.mark.slow  # two worker processes importing torch: ~30 s on a loaded machine
 def test_joblib_runs_jobs_in_parallel_workers(tmp_path):
     proc = multirun(tmp_path, "launcher=joblib", "hydra.launcher.n_jobs=2",
-                    "solver.name=ddpm,nope", NO_PLOTS)
+                    "solver.name=ddpm,nope", NO_PLOTS, failed=1)
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout
     jobs = by_status(results(tmp_path))
     assert len(jobs["ok"]) == 1 and len(jobs["failed"]) == 1
@@ -107,12 +110,13 @@ def test_joblib_runs_jobs_in_parallel_workers(tmp_path):
 
 
 def test_slurm_code_path_through_submitit_local(tmp_path):
-    proc = multirun(tmp_path, "launcher=submitit_local", "solver.name=ddpm,nope", NO_PLOTS)
+    proc = multirun(tmp_path, "launcher=submitit_local", "solver.name=ddpm,nope", NO_PLOTS,
+                    failed=1)
     assert "Submitit 'local' sweep output dir" in proc.stdout
     assert list((tmp_path / ".submitit").glob("*/*_log.out")), "submitit ran no job"
     jobs = by_status(results(tmp_path))
     assert len(jobs["ok"]) == 1 and len(jobs["failed"]) == 1
-    assert "sweep done: 2 jobs, 1 ok, 1 failed" in proc.stdout  # callback in the submitter
+    assert "sweep done: 2 jobs: 1 ok, 1 failed" in proc.stdout  # callback in the submitter
 
 
 def hydra_launcher(preset: str):

@@ -38,7 +38,7 @@ def test_a_sweep_runs_on_the_cluster(six):
     assert "(_run_job pid=" in out  # the jobs' output, relayed from Ray's workers
     found = results(sweep_dir)
     assert len(found) == 6 and {r["status"] for r in found.values()} == {"ok"}
-    assert "sweep done: 6 jobs, 6 ok, 0 failed" in out
+    assert "sweep done: 6 jobs: 6 ok, 0 failed" in out
     assert (sweep_dir / "report" / "leaderboard.csv").exists()
 
 
@@ -66,11 +66,13 @@ def test_in_process_mode_starts_its_own_instance(ray_cluster, tmp_path):
 
 
 def test_a_job_that_raises_fails_alone(ray_cluster, tmp_path):
-    proc = ok_or_fail(genbench(*ray_args(tmp_path, "solver.lr=0.002,1e12"), env=ray_cluster.env))
+    proc = genbench(*ray_args(tmp_path, "solver.lr=0.002,1e12"), env=ray_cluster.env)
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]  # a job failed
+    assert "genbench: 1 of 2 jobs failed" in proc.stderr
     by_lr = {r["config"]["solver"]["lr"]: r for r in results(tmp_path).values()}
     assert by_lr[0.002]["status"] == "ok"
     assert by_lr[1e12]["status"] == "failed" and by_lr[1e12]["error_type"] == "DivergenceError"
-    assert "sweep done: 2 jobs, 1 ok, 1 failed" in proc.stdout
+    assert "sweep done: 2 jobs: 1 ok, 1 failed" in proc.stdout
     assert "## Failed jobs" in (tmp_path / "report" / "leaderboard.md").read_text()
 
 

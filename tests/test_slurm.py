@@ -76,7 +76,7 @@ def test_a_sweep_runs_as_a_job_array(slurm_cluster, sweep):
     found = results(sweep_dir)
     assert len(found) == 6 and {r["status"] for r in found.values()} == {"ok"}
     assert sorted(r["seed"] for r in found.values()) == list(range(6))
-    assert "sweep done: 6 jobs, 6 ok, 0 failed" in out
+    assert "sweep done: 6 jobs: 6 ok, 0 failed" in out
     assert (sweep_dir / "report" / "leaderboard.csv").exists()
 
 
@@ -115,7 +115,8 @@ def test_jobs_ended_by_scancel_or_their_time_limit_are_recorded_as_failed(slurm_
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, out[-4000:]
+    assert proc.returncode == 1, out[-4000:]  # two jobs failed: the sweep says so
+    assert "genbench: 2 of 3 jobs failed" in out
     by_steps = {r["config"]["solver"]["steps"]: r for r in results(tmp_path).values()}
     assert by_steps.keys() == {50, 100000, 100001}
     assert by_steps[50]["status"] == "ok"
@@ -126,7 +127,7 @@ def test_jobs_ended_by_scancel_or_their_time_limit_are_recorded_as_failed(slurm_
     # SLURM kills it (TIMEOUT), or submitit's timeout signal ends it first (no requeue)
     assert (timed_out.get("error_type") == "SlurmTimeout"
             or "timed-out" in timed_out.get("error", "")), timed_out
-    assert "sweep done: 3 jobs, 1 ok, 2 failed" in out
+    assert "sweep done: 3 jobs: 1 ok, 2 failed" in out
     board = (tmp_path / "report" / "leaderboard.md").read_text()
     assert "## Failed jobs" in board and "SlurmCancelled" in board
     record = slurm_cluster("sacct", "-o", "JobID,State,NodeList", "--parsable2", "-j", array)

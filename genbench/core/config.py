@@ -13,6 +13,8 @@ allowed ones. Third-party solvers bring their own dataclass the same way.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,7 +25,10 @@ from omegaconf.errors import OmegaConfBaseException
 from genbench.core.errors import ConfigError
 
 __all__ = [
+    "MAX_DATA_SCALE",
     "ConfigError",
+    "check_name",
+    "check_range",
     "EvalConfig",
     "LoggerConfig",
     "RESULT_NEUTRAL_KEYS",
@@ -73,6 +78,9 @@ def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) ->
         raise ConfigError(
             f"unknown key(s) {unknown} for {what}; allowed keys: {', '.join(allowed)}"
         )
+    for key, value in values.items():  # a NaN or infinite setting never gives a usable job
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"invalid {what}: {key}={value} is not a finite number")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), dict(values))
         obj = OmegaConf.to_object(merged)
@@ -83,6 +91,37 @@ def validate(schema: type[T], values: Mapping[str, Any] | None, *, what: str) ->
     except ValueError as err:  # range checks in the schema's __post_init__
         raise ConfigError(f"invalid {what}: {err}") from None
     return obj  # type: ignore[return-value]
+
+
+# Data coordinates beyond this make squared distances (W2, MMD, the solvers' losses) lose all
+# precision in float32 or overflow to inf: such a job would finish "ok" with inf metrics.
+MAX_DATA_SCALE = 1e6
+
+
+def check_range(key: str, value: float, low: float, high: float, *,
+                low_open: bool = False) -> None:
+    """Raise ``ValueError`` naming ``key`` unless ``low <= value <= high`` (``<`` if open)."""
+    inside = (low < value if low_open else low <= value) and value <= high
+    if not inside:
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{key} must lie in {bracket}{low:g}, {high:g}], got {value!r}")
+
+
+# A name that becomes part of a folder or file name: no separator, no "..", no leading dot.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
+def check_name(key: str, value: object) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is safe as one path component.
+
+    ``solver.name``, ``dataset.name`` and ``autoencoder.name`` name the job's folders and
+    cache files: ``../x`` would write into another job's folder, ``a/b`` outside the sweep.
+    """
+    text = str(value)
+    if not _NAME.fullmatch(text) or ".." in text:
+        raise ConfigError(
+            f"{key}={text!r} cannot name a folder: use letters, digits and _ . + - only "
+            "(no '/', '\\', '..' or leading '.')")
 
 
 @dataclass

@@ -14,6 +14,8 @@ import math
 import os
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -21,17 +23,53 @@ from typing import IO, Any
 import numpy as np
 
 __all__ = [
-    "atomic_csv_write", "atomic_json_dump", "atomic_npz_save", "atomic_write",
-    "read_json",
+    "STALE_TMP_SECONDS", "atomic_csv_write", "atomic_json_dump", "atomic_npz_save",
+    "atomic_write", "file_mode", "read_json",
 ]
+
+# A temporary file older than this is a torn write of a killed process, not one in flight.
+STALE_TMP_SECONDS = 3600.0
+_umask_lock = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file: ``0o666`` less the umask.
+
+    :func:`tempfile.mkstemp` creates files ``0600`` whatever the umask, so teammates sharing a
+    sweep or cache folder could not read them; the temporary file is chmod-ed to this mode.
+    The umask can only be read by setting it, hence the lock (threads share it).
+    """
+    with _umask_lock:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _clean_stale_tmp(folder: Path, now: float) -> None:
+    """Remove torn ``.*.tmp`` files of killed writers (older than :data:`STALE_TMP_SECONDS`)."""
+    try:
+        for tmp in folder.glob(".*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                    tmp.unlink()
+            except OSError:  # gone already, or not ours to remove
+                pass
+    except OSError:
+        pass
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it in place."""
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it in place.
+
+    The file gets the umask's mode (like ``open()``); stale temporary files that killed writers
+    left in the same folder are removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale_tmp(path.parent, time.time())
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -90,8 +128,9 @@ def atomic_npz_save(path: Path, **arrays: Any) -> Path:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object at ``path``, or ``None`` when missing or unreadable."""
+    """The JSON object at ``path``, or ``None`` when missing, unreadable or not an object."""
     try:
-        return json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None

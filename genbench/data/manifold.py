@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genbench.core.config import MAX_DATA_SCALE, check_range
 from genbench.data.registry import register_dataset
 
 __all__ = ["EmbeddedManifold", "ManifoldParams"]
@@ -36,8 +37,8 @@ class ManifoldParams:
                 f"ambient_dim must be >= 3 * intrinsic_dim = {3 * self.intrinsic_dim} "
                 f"to embed the curved features, got {self.ambient_dim}"
             )
-        if self.noise < 0:
-            raise ValueError(f"noise must be >= 0, got {self.noise}")
+        check_range("noise", self.noise, 0.0, MAX_DATA_SCALE)
+        check_range("scale", self.scale, 0.0, MAX_DATA_SCALE, low_open=True)
 
 
 @register_dataset("manifold", params=ManifoldParams)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genbench.core.config import MAX_DATA_SCALE, check_range
 from genbench.data.registry import register_dataset
 
 __all__ = ["GaussianMixture", "MixtureParams", "eight_gaussians", "random_mixture",
@@ -79,8 +80,8 @@ class MixtureParams:
     def __post_init__(self) -> None:
         if self.dim < 1 or self.n_components < 1:
             raise ValueError("dim and n_components must be >= 1")
-        if self.std <= 0 or self.radius < 0:
-            raise ValueError("std must be positive and radius non-negative")
+        check_range("radius", self.radius, 0.0, MAX_DATA_SCALE)
+        check_range("std", self.std, 0.0, MAX_DATA_SCALE, low_open=True)
 
 
 @register_dataset("gmm", params=MixtureParams)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ __all__ = [
     "FLOOR_CACHE_VERSION", "cached_floor", "floor_w2", "mmd_with_floor", "ratio", "tv_settings",
     "tv_with_floor", "w2_settings", "w2_with_floor",
 ]
+
+log = logging.getLogger(__name__)
 
 # Part of every floor's cache key: bump it when an estimator changes, so stale floors are
 # recomputed rather than silently reused.
@@ -56,7 +59,11 @@ def cached_floor(kind: str, compute: Callable[[], dict[str, Any]], test: Tensor,
     if cached is not None:
         return cached
     value = compute()
-    atomic_json_dump(value, path)
+    try:
+        atomic_json_dump(value, path)
+    except OSError as err:  # a read-only or full cache folder: the floor is still right
+        log.warning("floor cache not writable (%s: %s); continuing uncached",
+                    type(err).__name__, err)
     return value
 
 

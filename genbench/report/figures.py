@@ -97,8 +97,16 @@ def _scatter_panel(ax: Any, entry: Entry | None) -> None:
         ax.text(0.5, 0.5, "failed" if entry else "not run", ha="center",
                 va="center", transform=ax.transAxes, color="0.4")
         return
-    with np.load(job.folder / SAMPLES_FILE) as npz:
-        test, gen = (torch.from_numpy(npz[k][:MAX_POINTS]).float() for k in ("x_test", "x_gen"))
+    try:
+        with np.load(job.folder / SAMPLES_FILE) as npz:
+            test, gen = (torch.from_numpy(npz[k][:MAX_POINTS]).float()
+                         for k in ("x_test", "x_gen"))
+    except Exception as err:  # noqa: BLE001 - a torn file costs this panel, not the grid
+        log.warning("report: %s unreadable (%s); its panel is left empty",
+                    job.folder / SAMPLES_FILE, type(err).__name__)
+        ax.text(0.5, 0.5, "samples unreadable", ha="center", va="center",
+                transform=ax.transAxes, color="0.4")
+        return
     test, gen = project_2d(test, gen)
     # the target on top, small and dark: its shape stays readable over the samples
     ax.scatter(gen[:, 0], gen[:, 1], s=3, c="tab:blue", alpha=0.35, linewidths=0)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from genbench.sweep.jobs import Job, as_number, load_jobs
+from genbench.sweep.jobs import Job, as_number, load_jobs, scan_sweep
 
 __all__ = ["COLUMNS", "RANK_METRIC", "Entry", "Job", "Leaderboard", "load_jobs"]
 
@@ -76,6 +76,8 @@ class Leaderboard:
     root: Path
     jobs: list[Job]
     metric: str = RANK_METRIC
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)  # (results.json, why)
+    duplicates: list[tuple[Path, Path]] = field(default_factory=list)  # (ignored, kept)
     entries: list[Entry] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,7 +97,24 @@ class Leaderboard:
     @classmethod
     def load(cls, sweep_dir: str | Path, metric: str = RANK_METRIC) -> Leaderboard:
         """The leaderboard of every job under ``sweep_dir``."""
-        return cls(Path(sweep_dir), load_jobs(sweep_dir), metric)
+        sweep = scan_sweep(sweep_dir)
+        return cls(Path(sweep_dir), sweep.jobs, metric, sweep.unreadable, sweep.duplicates)
+
+    def counts(self) -> str:
+        """``"3 jobs: 1 ok, 1 failed, 1 unreadable"`` (unreadable: results that cannot be read)."""
+        total = len(self.jobs) + len(self.unreadable)
+        text = (f"{total} jobs: {len(self.jobs) - len(self.failed)} ok, "
+                f"{len(self.failed)} failed")
+        if self.unreadable:
+            text += f", {len(self.unreadable)} unreadable"
+        if self.duplicates:
+            text += f" ({len(self.duplicates)} duplicate runs counted once)"
+        return text
+
+    @cached_property
+    def rerun_failures(self) -> list[Job]:
+        """Finished jobs whose re-run failed: the result is kept, the failure beside it."""
+        return [j for j in self.jobs if j.ok and j.rerun_error]
 
     def _score(self, entry: Entry) -> float:
         mean = entry.mean_std(self.metric)[0]

@@ -49,8 +49,7 @@ def tables(board: Leaderboard) -> list[tuple[str, list[str], list[list[str]], in
 
 def markdown(board: Leaderboard, figures: dict[str, Path], out: Path) -> str:
     lines = [f"# genbench leaderboard: `{board.root}`", "",
-             f"{len(board.jobs)} jobs: {len(board.jobs) - len(board.failed)} ok, "
-             f"{len(board.failed)} failed. Ranked per data set by `{board.metric}` "
+             f"{board.counts()}. Ranked per data set by `{board.metric}` "
              "(mean ± std over seeds; W2/floor = 1 is as close as a fresh target sample).", ""]
     for title, header, rows, _ in tables(board):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |",
@@ -64,17 +63,58 @@ def markdown(board: Leaderboard, figures: dict[str, Path], out: Path) -> str:
                   f"{j.error.splitlines()[0][:160].replace('|', '/')} | "
                   f"`{os.path.relpath(j.folder, board.root)}` |" for j in board.failed]
         lines.append("")
+    lines += _markdown_problems(board)
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({os.path.relpath(p, out)})" for name, p in figures.items()]
     return "\n".join(lines) + "\n"
 
 
+def _markdown_problems(board: Leaderboard) -> list[str]:
+    """Sections for results kept beside a failed re-run, and for unreadable results."""
+    def cell(text: str) -> str:
+        return text.splitlines()[0][:160].replace("|", "/") if text else ""
+
+    lines: list[str] = []
+    if board.rerun_failures:
+        lines += ["## Re-runs that failed (the finished result is kept)", "",
+                  "| solver | data set | seed | error of the re-run | folder |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {j.solver} | {j.dataset} | {j.seed} | {cell(j.rerun_error)} | "
+                  f"`{os.path.relpath(j.folder, board.root)}` |" for j in board.rerun_failures]
+        lines.append("")
+    if board.unreadable:
+        lines += ["## Unreadable results", "", "| file | why |", "|---|---|"]
+        lines += [f"| `{os.path.relpath(p, board.root)}` | {cell(why)} |"
+                  for p, why in board.unreadable]
+        lines.append("")
+    return lines
+
+
+def _html_problems(board: Leaderboard) -> str:
+    esc = html.escape
+    parts = ""
+    if board.rerun_failures:
+        rows = "".join(f"<tr><td>{esc(j.solver)}</td><td>{esc(j.dataset)}</td>"
+                       f"<td>{esc(str(j.seed))}</td><td>{esc(j.rerun_error[:300])}</td>"
+                       f"<td>{esc(os.path.relpath(j.folder, board.root))}</td></tr>"
+                       for j in board.rerun_failures)
+        parts += ("<h2>Re-runs that failed (the finished result is kept)</h2><table class=text>"
+                  "<tr><th>solver</th><th>data set</th><th>seed</th><th>error of the re-run</th>"
+                  f"<th>folder</th></tr>{rows}</table>")
+    if board.unreadable:
+        rows = "".join(f"<tr><td>{esc(os.path.relpath(p, board.root))}</td><td>{esc(why)}</td>"
+                       "</tr>" for p, why in board.unreadable)
+        parts += (f"<h2>Unreadable results</h2><table class=text><tr><th>file</th><th>why</th>"
+                  f"</tr>{rows}</table>")
+    return parts
+
+
 def html_page(board: Leaderboard, figures: dict[str, Path]) -> str:
+    """The self-contained report page; every value from a result or a path is escaped."""
     esc = html.escape
     parts = [f"<h1>genbench leaderboard</h1><p class=meta><code>{esc(str(board.root))}</code>"
-             f" &middot; {len(board.jobs)} jobs, {len(board.jobs) - len(board.failed)} ok, "
-             f"{len(board.failed)} failed &middot; ranked by <code>{esc(board.metric)}</code> "
+             f" &middot; {esc(board.counts())} &middot; ranked by <code>{esc(board.metric)}</code> "
              "(mean &plusmn; std over seeds; 1 = as close as a fresh target sample) &middot; "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC</p>"]
     for title, header, rows, best in tables(board):
@@ -85,12 +125,14 @@ def html_page(board: Leaderboard, figures: dict[str, Path]) -> str:
         parts.append(f"<h2>{esc(title)}</h2><table><tr>{head}</tr>{body}</table>")
     if board.failed:
         items = "".join(
-            f"<tr><td>{esc(j.solver)}</td><td>{esc(j.dataset)}</td><td>{j.seed}</td>"
+            f"<tr><td>{esc(j.solver)}</td><td>{esc(j.dataset)}</td><td>{esc(str(j.seed))}</td>"
             f"<td>{esc(j.variant)}</td><td><details><summary>{esc(j.error[:200])}</summary>"
-            f"<pre>{esc((read_json(j.folder / RESULTS_FILE) or {}).get('traceback', ''))}</pre>"
+            f"<pre>{esc(str((read_json(j.folder / RESULTS_FILE) or {}).get('traceback', '')))}"
+            "</pre>"
             f"</details></td></tr>" for j in board.failed)
         parts.append("<h2>Failed jobs</h2><table class=text><tr><th>solver</th><th>data set</th>"
                      f"<th>seed</th><th>variant</th><th>error</th></tr>{items}</table>")
+    parts.append(_html_problems(board))
     for name, path in figures.items():
         data = base64.b64encode(path.read_bytes()).decode()
         parts.append(f"<h2>{esc(name)}</h2><img alt='{esc(name)}' "

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from genbench.core.storage import atomic_csv_write
+from genbench.core.storage import atomic_csv_write, atomic_write
 from genbench.report.leaderboard import RANK_METRIC, Leaderboard
 from genbench.report.render import html_page, markdown
 
@@ -39,10 +39,9 @@ def write_report(sweep: str | Path | Leaderboard, out_dir: str | Path | None = N
         figures = draw_figures(board, out)
     files = {"leaderboard_csv": atomic_csv_write(out / "leaderboard.csv", board.rows()),
              "runs_csv": atomic_csv_write(out / "runs.csv", board.job_rows())}
-    files["markdown"] = out / "leaderboard.md"
-    files["markdown"].write_text(markdown(board, figures, out))
-    files["html"] = out / "report.html"
-    files["html"].write_text(html_page(board, figures))
+    text, page = markdown(board, figures, out).encode(), html_page(board, figures).encode()
+    files["markdown"] = atomic_write(out / "leaderboard.md", lambda fh: fh.write(text))
+    files["html"] = atomic_write(out / "report.html", lambda fh: fh.write(page))
     return files | figures
 
 
@@ -57,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         files = write_report(args.sweep_dir, args.out, metric=args.metric,
                              plots=not args.no_plots)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # missing folder, bad metric, read-only report folder
         print(f"genbench-report: {err}", file=sys.stderr)
         return 2
     text = files["markdown"].read_text()

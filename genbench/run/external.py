@@ -24,9 +24,7 @@ from torch import Tensor
 
 from genbench.core.config import RunConfig
 from genbench.core.solver import DataError
-from genbench.core.storage import atomic_json_dump
-from genbench.run.files import RESULTS_FILE
-from genbench.run.pipeline import environment, resolve_device
+from genbench.run.pipeline import environment, resolve_device, write_result
 from genbench.run.scoring import load_inputs, score
 
 __all__ = ["SAMPLE_SUFFIXES", "read_samples", "score_external"]
@@ -118,5 +116,4 @@ def score_external(rc: RunConfig, samples: str | Path, out_dir: str | Path, *,
         result = header | {"status": "failed", "error_type": type(err).__name__,
                            "error": str(err), "traceback": traceback.format_exc()}
     result["finished"] = datetime.now(timezone.utc).isoformat()
-    atomic_json_dump(result, out / RESULTS_FILE)
-    return result
+    return write_result(result, out)  # a failure never replaces a finished score

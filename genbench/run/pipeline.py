@@ -7,7 +7,8 @@ with the generated samples and the fitted solver beside it (``model.pt``,
 :mod:`genbench.run.checkpoint`: ``genbench-eval`` re-samples it without retraining). A job
 that fails records its error in its ``results.json`` instead of raising, so a sweep never
 loses the other jobs' results; with ``resume`` a job whose successful result exists is
-skipped.
+skipped, and a failing re-run of a finished job never replaces its result
+(:func:`write_result`).
 """
 
 from __future__ import annotations
@@ -27,16 +28,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from genbench.core.config import RunConfig, is_result_neutral, validate
-from genbench.core.solver import get_solver_class
+from genbench.codecs.base import AutoencoderConfig
+from genbench.codecs.cache import check_fittable, source_of
+from genbench.core.config import ConfigError, RunConfig, check_name, is_result_neutral, validate
+from genbench.core.solver import Solver, get_solver_class
 from genbench.core.storage import atomic_json_dump, read_json
 from genbench.run.checkpoint import save_checkpoint
-from genbench.run.files import MODEL_FILE, RESULTS_FILE, SAMPLES_FILE
+from genbench.run.files import FAILED_RESULTS_FILE, MODEL_FILE, RESULTS_FILE, SAMPLES_FILE
 from genbench.run.scoring import Inputs, draw, load_inputs, score
 from genbench.run.tracking import make_tracker, run_name
 
-__all__ = ["MODEL_FILE", "RESULTS_FILE", "SAMPLES_FILE", "Job", "environment",
-           "existing_result", "failed_result", "finish_job", "job_header", "prepare_job",
+__all__ = ["FAILED_RESULTS_FILE", "MODEL_FILE", "RESULTS_FILE", "SAMPLES_FILE", "Job",
+           "environment", "existing_result", "failed_result", "finish_job", "job_header",
+           "prepare_job",
            "resolve_device", "run", "write_result"]
 
 log = logging.getLogger(__name__)
@@ -77,12 +81,13 @@ def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path,
     try:
         rc = _as_run_config(cfg)
         header |= job_header(rc)
+        plan = _preflight(rc)  # every check that needs no data: before any work
         previous = existing_result(rc, out, header)
         if previous is not None:
             return previous
         tracker = make_tracker(rc.logger, config=asdict(rc), name=run_name(rc, variant),
                                output_dir=out)
-        result = header | _run(rc, out, tracker, variant)
+        result = header | _run(rc, out, tracker, plan, variant)
         result["status"] = "ok"
     except Exception as err:
         result = failed_result(header, err)
@@ -100,7 +105,7 @@ def existing_result(rc: RunConfig, out: Path, header: dict[str, Any]) -> dict[st
     results_path = out / RESULTS_FILE
     previous = read_json(results_path)
     if rc.resume and previous is not None and previous.get("status") == "ok":
-        if _same_job(previous.get("config", {}), header["config"]):
+        if _same_job(previous.get("config"), header["config"]):
             log.info("result exists, skipping: %s", results_path)
             return previous | {"skipped": True}
         log.warning("%s holds a result for another config: running again", results_path)
@@ -118,14 +123,42 @@ def failed_result(header: dict[str, Any], err: BaseException) -> dict[str, Any]:
     return result
 
 
-def write_result(result: dict[str, Any], out: Path, tracker: Any) -> dict[str, Any]:
-    """Stamp, write ``results.json`` atomically and close the tracker."""
-    result["finished"] = datetime.now(timezone.utc).isoformat()
+def write_result(result: dict[str, Any], out: Path, tracker: Any = None) -> dict[str, Any]:
+    """Stamp and write a job's result atomically, never replacing a finished one with a
+    failure; then close the tracker.
+
+    A failure of a job whose folder holds a successful ``results.json`` (a ``resume=false``
+    re-run) goes to ``results.failed.json`` beside it; the report lists it. A success
+    removes a stale ``results.failed.json``. A folder that cannot be written is logged, naming
+    the file, and the result returned marked ``"saved": false`` instead of raising.
+    """
+    result.setdefault("finished", datetime.now(timezone.utc).isoformat())
     try:
-        atomic_json_dump(result, out / RESULTS_FILE)
+        result = _write_protected(result, out)
     finally:
         if tracker is not None:
             tracker.finish(result)
+    return result
+
+
+def _write_protected(result: dict[str, Any], out: Path) -> dict[str, Any]:
+    results_path, failed_path = out / RESULTS_FILE, out / FAILED_RESULTS_FILE
+    target = results_path
+    if result.get("status") != "ok":
+        previous = read_json(results_path)
+        if previous is not None and previous.get("status") == "ok":
+            target = failed_path
+            result = result | {"kept_result": str(results_path)}
+            log.warning("the finished result %s is kept; this run's failure is in %s",
+                        results_path, failed_path)
+    try:
+        atomic_json_dump(result, target)
+        if target == results_path and result.get("status") == "ok":
+            failed_path.unlink(missing_ok=True)
+    except OSError as err:
+        log.error("cannot write %s: %s", target, err.strerror or err)
+        return result | {"saved": False, "save_error": f"cannot write {target}: "
+                                                      f"{err.strerror or err}"}
     return result
 
 
@@ -143,8 +176,10 @@ def _result_defining(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _same_job(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+def _same_job(saved: Any, current: dict[str, Any]) -> bool:
     """Whether a saved result was produced by the configuration about to run."""
+    if not isinstance(saved, dict):  # an ill-typed results.json is no result
+        return False
     current = json.loads(json.dumps(current, default=str))
     return _result_defining(saved) == _result_defining(current)
 
@@ -155,6 +190,26 @@ def _peak_memory(device: torch.device) -> dict[str, float]:
     if device.type == "cuda":
         peak["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return peak
+
+
+def _preflight(rc: RunConfig) -> tuple[str, type[Solver], Any]:
+    """Validate what can be checked without data: names, solver, encoder settings."""
+    solver_cfg = dict(rc.solver)
+    solver_name = solver_cfg.pop("name", None)
+    if not solver_name:
+        raise ConfigError("solver.name is missing; choose a solver, e.g. solver=ddpm")
+    for key, value in (("solver.name", solver_name), ("dataset.name", rc.dataset.get("name")),
+                       ("autoencoder.name", rc.autoencoder.get("name"))):
+        if value is not None:
+            check_name(key, value)
+    solver_cls = get_solver_class(solver_name)
+    hparams = validate(solver_cls.Config, solver_cfg, what=f"solver {solver_name!r}")
+    ae_cfg = validate(AutoencoderConfig, rc.autoencoder, what="autoencoder")
+    source, size_key = source_of(ae_cfg, rc.dataset)
+    if "n_train" in source:
+        check_fittable(ae_cfg, int(source["n_train"]), size_key)
+    resolve_device(rc.device)
+    return solver_name, solver_cls, hparams
 
 
 class Job(NamedTuple):
@@ -170,14 +225,9 @@ class Job(NamedTuple):
         return self.inputs.device
 
 
-def prepare_job(rc: RunConfig) -> Job:
+def prepare_job(rc: RunConfig, plan: tuple[str, type[Solver], Any] | None = None) -> Job:
     """Everything before ``fit``, seeded as a solo run seeds it (data, then the solver)."""
-    solver_cfg = dict(rc.solver)
-    solver_name = solver_cfg.pop("name", None)
-    if not solver_name:
-        raise ValueError("solver.name is missing; choose a solver, e.g. solver=ddpm")
-    solver_cls = get_solver_class(solver_name)
-    hparams = validate(solver_cls.Config, solver_cfg, what=f"solver {solver_name!r}")
+    solver_name, solver_cls, hparams = plan if plan is not None else _preflight(rc)
     device = resolve_device(rc.device)
 
     inputs = load_inputs(rc, device)
@@ -188,8 +238,9 @@ def prepare_job(rc: RunConfig) -> Job:
     return Job(inputs, z_train, solver, solver_name)
 
 
-def _run(rc: RunConfig, out: Path, tracker: Any, variant: str | None = None) -> dict[str, Any]:
-    job = prepare_job(rc)
+def _run(rc: RunConfig, out: Path, tracker: Any, plan: tuple[str, type[Solver], Any],
+         variant: str | None = None) -> dict[str, Any]:
+    job = prepare_job(rc, plan)
     train_stats = job.solver.fit(job.z_train, callback=tracker.log_train, progress=rc.progress)
     return finish_job(rc, out, tracker, job, train_stats, variant)
 

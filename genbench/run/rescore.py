@@ -29,10 +29,10 @@ from genbench.core.config import (
     validate,
 )
 from genbench.core.solver import get_solver_class
-from genbench.core.storage import atomic_json_dump, read_json
+from genbench.core.storage import read_json
 from genbench.run.checkpoint import check_sampling_overrides, load_solver, read_checkpoint
 from genbench.run.files import MODEL_FILE, RESULTS_FILE
-from genbench.run.pipeline import environment, resolve_device
+from genbench.run.pipeline import environment, resolve_device, write_result
 from genbench.run.scoring import draw, load_inputs, score
 from genbench.run.tracking import make_tracker, run_name
 
@@ -126,7 +126,7 @@ def rescore(run_dir: str | Path, overrides: Sequence[str] = (), *,
                            "error": str(err), "traceback": traceback.format_exc()}
     result["finished"] = datetime.now(timezone.utc).isoformat()
     try:
-        atomic_json_dump(result, out / RESULTS_FILE)
+        result = write_result(result, out)  # a failure never replaces a finished re-score
     finally:
         tracker.finish(result)
     return result

@@ -5,11 +5,14 @@ and runs with every launcher: its job hooks run in the job's own process (a jobl
 a SLURM node), its sweep hook in the process that launched the sweep, after every job ended.
 
 - ``on_multirun_start`` opens a progress bar over the sweep's jobs (done, ETA) when the
-  jobs run in this process (the basic launcher) and stderr is a terminal;
+  jobs run in this process (the basic launcher) and stderr is a terminal, and with the
+  joblib launcher makes a dead worker fail its job, not the sweep
+  (:mod:`genbench.sweep.launcher`);
 - ``on_job_start`` names the sweep (``GENBENCH_SWEEP_ID``), so each job's wandb run joins
   its sweep's group;
 - ``on_job_end`` logs one line: the job's status and headline numbers;
-- ``on_multirun_end`` writes the sweep's leaderboard
+- ``on_multirun_end`` counts the sweep's failed jobs (the CLI exits 1 on any), writes the
+  sweep's leaderboard
   (:func:`genbench.report.write_report`) to ``<sweep dir>/report/`` and, with
   ``logger=wandb``, logs it as tables in a run of its own.
 
@@ -28,6 +31,7 @@ import importlib.util
 import logging
 import os
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +43,8 @@ from omegaconf import DictConfig, OmegaConf
 from genbench.run.tracking import SWEEP_ID_ENV
 from genbench.sweep.progress import advance_sweep_bar, close_sweep_bar, open_sweep_bar
 
-__all__ = ["LAUNCHER_PLUGINS", "SweepCallback", "job_line", "missing_launcher_hint", "sweep_id"]
+__all__ = ["LAUNCHER_PLUGINS", "SweepCallback", "failed_jobs", "job_line", "missing_launcher_hint",
+           "sweep_id"]
 
 log = logging.getLogger("genbench.sweep")
 # Launcher option (``launcher=...`` or Hydra's ``hydra/launcher=...``) -> (plugin, extra).
@@ -106,6 +111,45 @@ def job_line(result: dict[str, Any], number: Any = None) -> str:
             f"NFE {num('nfe', 'g')} | train {num('train_seconds', '.1f')} s")
 
 
+# (failed, finished) jobs of the last multirun in this process; the CLI exits 1 on failures.
+LAST_MULTIRUN: dict[str, Any] = {}
+
+
+def _finished_since(data: dict[str, Any], since: datetime | None) -> bool:
+    if since is None:
+        return True
+    try:
+        return datetime.fromisoformat(str(data.get("finished"))) >= since
+    except ValueError:  # no time recorded: count it
+        return True
+
+
+def failed_jobs(sweep_dir: Path, since: datetime | None = None) -> tuple[list[str], int]:
+    """The folders of failed jobs under ``sweep_dir`` and the number of jobs found.
+
+    With ``since``, only jobs that finished after it count (a sweep re-run into an old folder
+    is judged by its own jobs). A result that cannot be read counts as failed; so does a
+    re-run that failed beside a kept result (``results.failed.json``).
+    """
+    from genbench.core.storage import read_json
+    from genbench.run.files import FAILED_RESULTS_FILE, RESULTS_FILE
+
+    failed, total = [], 0
+    for path in sorted(sweep_dir.rglob(RESULTS_FILE)):
+        data = read_json(path)
+        beside = read_json(path.parent / FAILED_RESULTS_FILE)
+        rerun_failed = (data is not None and data.get("status") == "ok"
+                        and beside is not None and _finished_since(beside, since))
+        if data is None or rerun_failed:
+            failed.append(str(path.parent))
+            total += 1
+        elif _finished_since(data, since):
+            total += 1
+            if data.get("status") != "ok":
+                failed.append(str(path.parent))
+    return failed, total
+
+
 class SweepCallback(Callback):
     """Group a sweep's wandb runs, log a line per job, write the leaderboard at the end."""
 
@@ -113,8 +157,15 @@ class SweepCallback(Callback):
         self.report = report
         self.plots = plots
         self._set_sweep_id = False
+        self._started: datetime | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._started = datetime.now(timezone.utc)
+        target = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+        if target.endswith("JoblibLauncher"):  # a dead worker fails its job, not the sweep
+            from genbench.sweep.launcher import install
+
+            install()
         open_sweep_bar(self, config)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -139,9 +190,15 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_sweep_bar(self)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        try:
+            failed, total = failed_jobs(sweep_dir, self._started)
+        except OSError as err:
+            failed, total = [f"{sweep_dir} ({err})"], 0
+        LAST_MULTIRUN.clear()
+        LAST_MULTIRUN.update(sweep_dir=str(sweep_dir), failed=failed, total=total)
         if not self.report:
             return
-        sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
             from genbench.report import Leaderboard, write_report
 
@@ -172,8 +229,7 @@ class SweepCallback(Callback):
 
 
 def _summary(board: Any, html: Path) -> str:
-    lines = [f"[genbench] sweep done: {len(board.jobs)} jobs, "
-             f"{len(board.jobs) - len(board.failed)} ok, {len(board.failed)} failed"]
+    lines = [f"[genbench] sweep done: {board.counts()}"]
     for dataset in board.datasets:
         best = next((e for e in board.entries if e.dataset == dataset and e.rank == 1), None)
         if best is not None:

@@ -8,6 +8,7 @@ the dataclasses when this module loads (:mod:`genbench.sweep.schemas`), plugins 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from genbench.core.config import ConfigError
+from genbench.core.config import ConfigError, check_name
 from genbench.run.pipeline import run
 from genbench.sweep.schemas import CONFIG_PATH, check_overrides, register_schemas
 
-__all__ = ["CONFIG_PATH", "format_result", "main"]
+__all__ = ["CONFIG_PATH", "check_name_overrides", "check_output_folder", "format_result", "main"]
 
 log = logging.getLogger("genbench")
 
@@ -66,28 +67,78 @@ def _app(cfg: DictConfig) -> dict[str, Any]:
     result = run(cfg, hc.runtime.output_dir, variant=hc.job.override_dirname)
     print(format_result(result) if not result.get("skipped")
           else f"skipped (result exists): {hc.runtime.output_dir}", flush=True)
-    if result.get("status") != "ok" and hc.mode == RunMode.RUN:
+    if result.get("saved") is False:
+        print(f"genbench: {result['save_error']}", file=sys.stderr, flush=True)
+    if (result.get("status") != "ok" or result.get("saved") is False) and hc.mode == RunMode.RUN:
         sys.exit(1)
     return result
 
 
+# Overrides whose values name folders and files (checked again in run(), for API callers).
+_NAME_KEYS = ("solver.name", "dataset.name", "autoencoder.name")
+
+
+def check_name_overrides(overrides: list[str]) -> str | None:
+    """An error message when an override puts a path (``/``, ``..``) into a name.
+
+    Checked before Hydra starts, because Hydra creates the job's folder (named after these
+    values) before the job can validate them.
+    """
+    for item in overrides:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key in _NAME_KEYS:
+            for one in value.split(","):  # a sweep's values
+                try:
+                    check_name(key, one.strip())
+                except ConfigError as err:
+                    return f"genbench: {err}"
+    return None
+
+
+def check_output_folder(argv: list[str]) -> str | None:
+    """An error message when the run or sweep folder cannot be written.
+
+    Hydra writes ``multirun.yaml`` and each job's ``.hydra/`` before any job runs, and a
+    read-only folder would end there in a traceback. Checks the folder named on the command
+    line (``hydra.sweep.dir=`` / ``hydra.run.dir=``), else the working directory, at its
+    nearest existing ancestor.
+    """
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    named = [a.partition("=")[2] for a in argv if a.startswith(key + "=")]
+    folder = Path(named[-1] if named and "${" not in named[-1] else ".").expanduser().absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        what = f"{key}={named[-1]}" if named else "the working directory"
+        return (f"genbench: cannot write into {folder} ({what}): permission denied; "
+                f"choose a writable folder with {key}=...")
+    return None
+
+
 def main() -> None:
     """Console entry point (``genbench --version`` prints the version; the rest is Hydra's)."""
-    from genbench.sweep.callback import missing_launcher_hint
+    from genbench.sweep.callback import LAST_MULTIRUN, missing_launcher_hint
 
     if sys.argv[1:] in (["--version"], ["-V"]):
         from genbench import __version__
 
         print(f"genbench {__version__}")
         return
-    hint = missing_launcher_hint(sys.argv[1:])
+    hint = (missing_launcher_hint(sys.argv[1:]) or check_name_overrides(sys.argv[1:])
+            or check_output_folder(sys.argv[1:]))
     if hint is not None:
         sys.exit(hint)
     try:
         check_overrides(sys.argv[1:])
     except ConfigError as err:
         sys.exit(f"genbench: {err}")
+    LAST_MULTIRUN.clear()
     _app()
+    failed = LAST_MULTIRUN.get("failed")
+    if failed:  # one line, then a non-zero exit: scripts and CI see the sweep was not clean
+        sys.exit(f"genbench: {len(failed)} of {LAST_MULTIRUN['total']} jobs failed in "
+                 f"{LAST_MULTIRUN['sweep_dir']} (first: {failed[0]}); see its report/")
 
 
 if __name__ == "__main__":
