@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from genbench.core.budget import BudgetConfig
 from genbench.core.errors import ConfigError
 
 __all__ = [
@@ -164,6 +165,7 @@ class RunConfig:
     solver: dict[str, Any] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # shared cost (core/budget.py)
     seed: int = 0
     device: str = "auto"
     resume: bool = True

@@ -137,6 +137,7 @@ def _run(rc: RunConfig, out: Path, tracker: Any, variant: str | None = None) -> 
         raise ValueError("solver.name is missing; choose a solver, e.g. solver=ddpm")
     solver_cls = get_solver_class(solver_name)
     hparams = validate(solver_cls.Config, solver_cfg, what=f"solver {solver_name!r}")
+    hparams, budget = _apply_budget(solver_cls, hparams, rc)
     device = resolve_device(rc.device)
 
     inputs = load_inputs(rc, device)
@@ -155,15 +156,33 @@ def _run(rc: RunConfig, out: Path, tracker: Any, variant: str | None = None) -> 
     metrics |= {"nfe": solver.nfe, "train_seconds": train_stats["train_seconds"],
                 "sample_seconds": sample_seconds, "n_eval": len(inputs.splits.test),
                 "n_train": len(inputs.splits.train), "latent_dim": inputs.ae.latent_dim,
-                "final_loss": train_stats["final_loss"], **_peak_memory(device)}
+                "final_loss": train_stats["final_loss"], **_peak_memory(device),
+                "train_steps": train_stats.get("steps")}
     tracker.log_summary(metrics, figures)
     return {
         "metrics": metrics,
         "train": {k: v for k, v in train_stats.items() if k != "train_seconds"},
         "autoencoder_info": inputs.ae_info,
+        "budget": budget,
         "device": str(device),
         "environment": environment(),
     }
+
+
+def _apply_budget(solver_cls: type, hparams: Any, rc: RunConfig) -> tuple[Any, dict[str, Any]]:
+    """The solver's config with ``rc.budget`` mapped onto its keys, and the record of it."""
+    budget = rc.budget
+    record: dict[str, Any] = {"train_steps": budget.train_steps, "nfe": budget.nfe,
+                              "overrides": {}}
+    if not budget.is_set:
+        return hparams, record
+    overrides = solver_cls.apply_budget(hparams, budget)
+    if overrides:
+        log.info("budget %s -> %s", {"train_steps": budget.train_steps, "nfe": budget.nfe},
+                 ", ".join(f"solver.{k}={v}" for k, v in overrides.items()))
+        hparams = validate(solver_cls.Config, asdict(hparams) | overrides,
+                           what=f"solver {solver_cls.name!r} under budget")
+    return hparams, record | {"overrides": overrides}
 
 
 def environment() -> dict[str, str]:
