@@ -113,6 +113,9 @@ class EvalConfig:
     # one more W2 at n_train points (exact up to max_exact)
     empirical_baseline: bool = False
     seed: int = 0  # subsampling, sliced directions and the TV classifier
+    # test: the data set's test split | validation: rows held out of the training split
+    # (tuning, experiment=tune: the test points are never read)
+    split: str = "test"
     plot: bool = True  # write samples.png beside results.json
 
     def __post_init__(self) -> None:
@@ -126,6 +129,8 @@ class EvalConfig:
                 f"tv_method must be 'auto', 'histogram' or 'classifier', got {self.tv_method!r}"
                 " (the Monte-Carlo TV is switched by tv_monte_carlo)"
             )
+        if self.split not in ("test", "validation"):
+            raise ValueError(f"split must be 'test' or 'validation', got {self.split!r}")
         if self.tv_bins is not None and self.tv_bins < 1:
             raise ValueError(f"tv_bins must be >= 1 or null (automatic), got {self.tv_bins}")
         for key in ("max_exact", "sliced_projections", "tv_histogram_max_dim",

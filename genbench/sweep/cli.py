@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from genbench.core.config import ConfigError
 from genbench.run.pipeline import run
 from genbench.sweep.schemas import CONFIG_PATH, check_overrides, register_schemas
+from genbench.sweep.tune import is_tuning, objective
 
 __all__ = ["CONFIG_PATH", "format_result", "main"]
 
@@ -61,13 +62,16 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
-def _app(cfg: DictConfig) -> dict[str, Any]:
+def _app(cfg: DictConfig) -> dict[str, Any] | float:
+    """One job; returns its result, or its scalar objective under a tuning sweeper (Optuna)."""
     hc = HydraConfig.get()
     result = run(cfg, hc.runtime.output_dir, variant=hc.job.override_dirname)
     print(format_result(result) if not result.get("skipped")
           else f"skipped (result exists): {hc.runtime.output_dir}", flush=True)
     if result.get("status") != "ok" and hc.mode == RunMode.RUN:
         sys.exit(1)
+    if is_tuning(hc):
+        return objective(result)
     return result
 
 
