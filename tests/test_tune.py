@@ -71,9 +71,10 @@ def test_validation_split_is_carved_from_training_rows_only():
         validation_splits(small)
 
 
-def test_objective_is_a_float_and_nan_for_a_failed_job():
+def test_objective_is_a_float_and_inf_for_a_failed_job():
     assert objective({"status": "ok", "metrics": {"data_w2_ratio": 1.25}}) == 1.25
-    assert math.isnan(objective({"status": "failed", "error": "x"}))
+    assert objective({"status": "failed", "error": "x"}) == math.inf  # NaN stops Optuna
+    assert objective({"status": "ok", "metrics": {"data_w2_ratio": None}}) == math.inf
 
 
 def test_three_trial_optuna_sweep_records_the_chosen_settings(tmp_path):

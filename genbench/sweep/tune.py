@@ -5,7 +5,8 @@ setting), over a search space of the shared training keys, each trial scored on 
 split held out of the training rows (``eval.split=validation``,
 :mod:`genbench.data.validation`): the test points are never read while tuning. The task
 returns the scalar objective, :data:`OBJECTIVE` (W2 over its floor, the leaderboard's rank
-metric; a failed trial returns NaN, which Optuna records as failed). When the sweep ends,
+metric; a failed trial, or one whose metric is missing, returns +inf: the worst value, so
+the study goes on -- Optuna stops the whole sweep on a NaN). When the sweep ends,
 :func:`write_tune_summary` writes ``tune.json`` and ``tune.md`` beside the trials: per
 solver, the number of trials, the best value and the chosen settings as command-line
 overrides, to re-run on the test split (``genbench solver=ddpm solver.lr=...``).
@@ -42,10 +43,11 @@ def is_tuning(hydra_cfg: DictConfig | Any) -> bool:
 
 
 def objective(result: dict[str, Any]) -> float:
-    """The scalar a tuning sweep minimises: :data:`OBJECTIVE`, NaN for a failed job."""
+    """The scalar a tuning sweep minimises: :data:`OBJECTIVE`, +inf for a failed job."""
     if result.get("status") != "ok":
-        return math.nan
-    return as_number((result.get("metrics") or {}).get(OBJECTIVE))
+        return math.inf
+    value = as_number((result.get("metrics") or {}).get(OBJECTIVE))
+    return value if math.isfinite(value) else math.inf
 
 
 def _trial_params(job: Any, searched: list[str]) -> dict[str, Any]:
@@ -88,6 +90,13 @@ def write_tune_summary(sweep_dir: str | Path, searched: list[str]) -> dict[str, 
 
 
 def searched_keys(config: DictConfig) -> list[str]:
-    """The keys the sweeper searches (``hydra.sweeper.params``), sorted."""
+    """The keys the sweeper searches (``hydra.sweeper.params`` and the command line's sweep
+    overrides, e.g. ``'solver.sample_steps=choice(50,100)'``), sorted."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     params = OmegaConf.select(config, "hydra.sweeper.params")
-    return sorted(OmegaConf.to_container(params)) if params is not None else []
+    keys = set(OmegaConf.to_container(params)) if params is not None else set()
+    task = list(OmegaConf.select(config, "hydra.overrides.task") or [])
+    keys |= {o.key_or_group for o in OverridesParser.create().parse_overrides(task)
+             if o.is_sweep_override()}
+    return sorted(keys)
