@@ -98,3 +98,19 @@ def test_three_trial_optuna_sweep_records_the_chosen_settings(tmp_path):
     best = results[values.index(min(values))]["config"]["solver"]
     assert study["best_params"] == {"solver.hidden": best["hidden"], "solver.lr": best["lr"]}
     assert "best data_w2_ratio" in proc.stdout and (tmp_path / "tune.md").exists()
+
+
+@pytest.mark.slow  # two studies of two trials: ~40 s
+def test_genbench_tune_gives_each_solver_the_same_trials(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    proc = subprocess.run(
+        [sys.executable, "-m", "genbench.sweep.tune", "solver=ddpm,cfm",
+         "hydra.sweeper.n_trials=2", "dataset.n_train=300", "dataset.n_test=60",
+         "solver.steps=10", "budget.nfe=5", "progress=false", "eval.tv_monte_carlo=false",
+         f"hydra.sweep.dir={tmp_path}"],
+        capture_output=True, text=True, env=ENV, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "tune.json").read_text())
+    assert {s["solver"]: s["n_trials"] for s in summary["studies"]} == {"ddpm": 2, "cfm": 2}
+    assert all(s["best_params"] for s in summary["studies"])
+    assert "| cfm | moons | 2 |" in proc.stdout

@@ -10,6 +10,7 @@ the study goes on -- Optuna stops the whole sweep on a NaN). When the sweep ends
 :func:`write_tune_summary` writes ``tune.json`` and ``tune.md`` beside the trials: per
 solver, the number of trials, the best value and the chosen settings as command-line
 overrides, to re-run on the test split (``genbench solver=ddpm solver.lr=...``).
+``genbench-tune solver=ddpm,cfm`` runs one such study per solver and summarises them together.
 
 References:
     T. Akiba, S. Sano, T. Yanase, T. Ohta, M. Koyama, "Optuna: A Next-generation
@@ -20,7 +21,10 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from genbench.core.storage import atomic_write
 from genbench.sweep.jobs import as_number, load_jobs
 
-__all__ = ["OBJECTIVE", "TUNE_FILES", "is_tuning", "objective", "searched_keys",
+__all__ = ["OBJECTIVE", "TUNE_FILES", "is_tuning", "main", "objective", "searched_keys",
            "write_tune_summary"]
 
 OBJECTIVE = "data_w2_ratio"
@@ -100,3 +104,36 @@ def searched_keys(config: DictConfig) -> list[str]:
     keys |= {o.key_or_group for o in OverridesParser.create().parse_overrides(task)
              if o.is_sweep_override()}
     return sorted(keys)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``genbench-tune solver=ddpm,cfm [overrides]``: one Optuna study per solver, each of the
+    same ``hydra.sweeper.n_trials`` trials, under ``ROOT/<solver>``; then one ``tune.md`` over
+    all of them in ``ROOT`` (``hydra.sweep.dir=ROOT``; default ``multirun/tune/<now>``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    chosen = [a for a in args if a.startswith("solver=")]
+    if len(chosen) != 1 or any(a in ("-m", "--multirun") for a in args):
+        print("usage: genbench-tune solver=NAME[,NAME...] [overrides, e.g. "
+              "hydra.sweeper.n_trials=10 budget.train_steps=2000]", file=sys.stderr)
+        return 2
+    solvers = chosen[0].split("=", 1)[1].split(",")
+    rest = [a for a in args if a not in chosen and not a.startswith("hydra.sweep.dir=")]
+    root = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")),
+                f"multirun/tune/{datetime.now():%Y-%m-%d/%H-%M-%S}")
+    failed = [s for s in solvers if subprocess.call(
+        [sys.executable, "-m", "genbench", "-m", "experiment=tune", f"solver={s}", *rest,
+         f"hydra.sweep.dir={root}/{s}"])]
+    searched: set[str] = set()
+    for s in solvers:
+        path = Path(root) / s / TUNE_FILES[0]
+        if path.exists():
+            searched |= set(json.loads(path.read_text())["searched"])
+    write_tune_summary(root, sorted(searched))
+    print((Path(root) / TUNE_FILES[1]).read_text())
+    if failed:
+        print(f"genbench-tune: the sweeps of {', '.join(failed)} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
