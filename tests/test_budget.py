@@ -125,3 +125,25 @@ def test_leaderboard_shows_budgets_and_flags_unequal_ones(tmp_path):
     assert board.unequal_budgets("moons") == ["nfe"]
     text = markdown(board, {}, tmp_path)
     assert "moons (unequal budgets: nfe)" in text
+
+
+def test_rescoring_at_a_budget_nfe_equals_a_fresh_job_at_that_budget(tmp_path):
+    from genbench.run.pipeline import run
+    from genbench.run.rescore import rescore
+
+    def cfg(nfe):
+        return {"dataset": {"name": "moons", "n_train": 200, "n_test": 50},
+                "solver": {"name": "cfm", **TINY}, "budget": {"train_steps": 6, "nfe": nfe},
+                "eval": {"plot": False, "tv_monte_carlo": False, "density_max_n": 20},
+                "progress": False, "device": "cpu", "cache_dir": str(tmp_path / "cache")}
+
+    assert run(cfg(8), tmp_path / "job")["status"] == "ok"
+    rescored = rescore(tmp_path / "job", ["budget.nfe=3"])
+    assert rescored["status"] == "ok", rescored.get("error")
+    assert rescored["metrics"]["nfe"] == 3 and rescored["metrics"]["train_steps"] == 6
+    assert rescored["config"]["budget"]["nfe"] == 3
+    assert rescored["config"]["solver"]["sample_steps"] == 3
+    fresh = run(cfg(3), tmp_path / "fresh")
+    assert rescored["metrics"]["data_w2"] == fresh["metrics"]["data_w2"]
+    with pytest.raises(ConfigError, match="budget.train_steps changes the trained model"):
+        rescore(tmp_path / "job", ["budget.train_steps=9"])
