@@ -147,3 +147,28 @@ def test_rescoring_at_a_budget_nfe_equals_a_fresh_job_at_that_budget(tmp_path):
     assert rescored["metrics"]["data_w2"] == fresh["metrics"]["data_w2"]
     with pytest.raises(ConfigError, match="budget.train_steps changes the trained model"):
         rescore(tmp_path / "job", ["budget.train_steps=9"])
+
+
+@pytest.mark.slow  # five tiny jobs through the CLI: ~30 s
+def test_a_multi_solver_sweep_at_one_budget_is_reported_equal(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "genbench", "-m", "solver=ddpm,cfm,lsb,pfode,memoriser",
+         "budget.train_steps=12", "budget.nfe=6", "dataset.n_train=300", "dataset.n_test=60",
+         "progress=false", "eval.plot=false", "eval.tv_monte_carlo=false",
+         "hydra.callbacks.sweep.plots=false", f"hydra.sweep.dir={tmp_path}"],
+        capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"},
+        timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = {r["solver"]: r for r in (json.loads(p.read_text())
+                                        for p in tmp_path.glob("*/results.json"))}
+    assert set(results) == {"ddpm", "cfm", "lsb", "pfode", "memoriser"}
+    for name, result in results.items():
+        assert result["status"] == "ok", (name, result.get("error"))
+        if name != "memoriser":
+            assert result["metrics"]["nfe"] == 6 and result["metrics"]["train_steps"] == 12
+    assert Leaderboard.load(tmp_path).unequal_budgets("moons") == []
+    assert "unequal budgets" not in (tmp_path / "report" / "leaderboard.md").read_text()
