@@ -38,6 +38,7 @@ import ot
 import torch
 from torch import Tensor
 
+from genbench.core.budget import BudgetConfig, split_evenly
 from genbench.core.solver import TrainCallback, register_solver
 from genbench.core.training import train
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
@@ -106,6 +107,18 @@ class CFM(ODEFlowSolver):
     config: CFMConfig
     # rtol/atol also set reflow's training solves (rectified > 0): not sampling-only here.
     sampling_keys = ("method", "sample_steps", "trace", "exact_trace_max_dim", "trace_seed")
+
+    @classmethod
+    def apply_budget(cls, config: CFMConfig, budget: BudgetConfig) -> dict[str, Any]:
+        """The ODE's NFE (:class:`ODEFlowSolver`); with reflow rounds, ``train_steps`` is
+        shared evenly by the first training and each round (``steps``, ``reflow_steps``).
+        The dopri5 solves that make reflow's pairs are training cost outside the budget."""
+        overrides = super().apply_budget(config, budget)
+        if budget.train_steps is not None and config.rectified > 0:
+            per_stage = split_evenly(budget.train_steps, 1 + config.rectified,
+                                     what="solver 'cfm'")
+            overrides |= {"steps": per_stage, "reflow_steps": per_stage}
+        return overrides
 
     def build(self) -> None:
         cfg = self.config

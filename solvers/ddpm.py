@@ -18,11 +18,13 @@ References:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from genbench.core.budget import BudgetConfig, BudgetError
 from genbench.core.progress import bar
 from genbench.core.solver import Solver, SolverConfig, register_solver
 from solvers.nets import TimeMLP
@@ -90,6 +92,17 @@ class DDPM(Solver):
         eps = torch.randn_like(z)
         x_t = abar.sqrt() * z + (1 - abar).sqrt() * eps
         return (self.net(x_t, t.float() / T) - eps).pow(2).sum(dim=1).mean()
+
+    @classmethod
+    def apply_budget(cls, config: DDPMConfig, budget: BudgetConfig) -> dict[str, Any]:
+        """NFE = ``sample_steps`` (one network call per strided step), at most ``timesteps``."""
+        overrides = super().apply_budget(config, replace(budget, nfe=None))
+        if budget.nfe is not None:
+            if budget.nfe > config.timesteps:
+                raise BudgetError(f"solver 'ddpm': budget.nfe={budget.nfe} exceeds its "
+                                  f"timesteps={config.timesteps} (one call per timestep)")
+            overrides["sample_steps"] = budget.nfe
+        return overrides
 
     def timestep_grid(self) -> list[int]:
         """The strided timesteps visited by the sampler, from ``T`` down to 1."""

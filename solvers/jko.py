@@ -50,6 +50,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from genbench.core.budget import BudgetConfig, fixed_step_budget, split_evenly
 from genbench.core.solver import (
     Solver,
     SolverConfig,
@@ -165,6 +166,21 @@ class JKOFlow(Solver):
     Config = JKOConfig
     config: JKOConfig
     has_density = True
+
+    @classmethod
+    def apply_budget(cls, config: JKOConfig, budget: BudgetConfig) -> dict[str, Any]:
+        """``steps`` is per block: ``train_steps / max_blocks``; the sampler runs every block's
+        ODE, so ``sample_steps`` per block is ``nfe / (max_blocks * calls per step)``. Both are
+        upper bounds: training stops early once a block barely moves (``tol``)."""
+        overrides: dict[str, Any] = {}
+        what = "solver 'jko'"
+        if budget.train_steps is not None:
+            overrides["steps"] = split_evenly(budget.train_steps, config.max_blocks, what=what)
+        if budget.nfe is not None:
+            overrides["sample_method"], overrides["sample_steps"] = fixed_step_budget(
+                budget.nfe, config.sample_method, default_method=budget.ode_method,
+                repeats=config.max_blocks, what=what)
+        return overrides
     # No sampling-only keys: fit pushes each block's data through the sampling ODE
     # (sample_method, sample_steps, rtol, atol), so changing them changes training.
     sampling_keys = ()

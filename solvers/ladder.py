@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from genbench.core.budget import BudgetConfig
 from genbench.core.solver import Solver, SolverConfig, TrainCallback, register_solver
 
 __all__ = ["Collapse", "CollapseConfig", "Gaussian", "Memoriser"]
@@ -33,6 +34,11 @@ __all__ = ["Collapse", "CollapseConfig", "Gaussian", "Memoriser"]
 
 class _Reference(Solver):
     """Shared fit/device plumbing of the ladder: state lives in buffers, not parameters."""
+
+    @classmethod
+    def apply_budget(cls, config: SolverConfig, budget: BudgetConfig) -> dict[str, Any]:
+        """Nothing to spend: no training steps, one draw (NFE 1) whatever the budget."""
+        return {}
 
     @property
     def device(self) -> torch.device:

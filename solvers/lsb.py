@@ -61,12 +61,13 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from genbench.core.budget import BudgetConfig, BudgetError
 from genbench.core.solver import Solver, SolverConfig, register_solver
 from solvers.nets import TimeMLP
 from solvers.sde import ITO_DIAGONAL_METHODS, SDE, integrate
@@ -132,6 +133,23 @@ class LSB(Solver):
     batch_seeds = True  # seeds can train as one batched model (genbench.core.ensemble)
     config: LSBConfig
     sampling_keys = ("sde_steps", "sde_method")
+    # drift calls per SDE step (srk evaluates the drift at several stages: not mapped)
+    _DRIFT_CALLS = {"euler": 1, "milstein": 1}
+
+    @classmethod
+    def apply_budget(cls, config: LSBConfig, budget: BudgetConfig) -> dict[str, Any]:
+        """NFE = ``sde_steps`` drift calls + 1 final denoising call (euler, milstein)."""
+        overrides = super().apply_budget(config, replace(budget, nfe=None))
+        if budget.nfe is not None:
+            calls = cls._DRIFT_CALLS.get(config.sde_method)
+            if calls is None:
+                raise BudgetError(f"solver 'lsb': budget.nfe has no mapping for sde_method="
+                                  f"{config.sde_method!r}; use {' or '.join(cls._DRIFT_CALLS)}")
+            if budget.nfe < 2:
+                raise BudgetError("solver 'lsb': budget.nfe must be >= 2 (one SDE step and "
+                                  "the final denoising call)")
+            overrides["sde_steps"] = (budget.nfe - 1) // calls
+        return overrides
 
     def build(self) -> None:
         cfg = self.config

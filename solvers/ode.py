@@ -25,12 +25,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint
 
+from genbench.core.budget import BudgetConfig, fixed_step_budget
 from genbench.core.progress import TimeBar, progress_enabled
 from genbench.core.solver import Solver, SolverConfig
 
@@ -309,6 +311,17 @@ class ODEFlowSolver(Solver):
 
     config: ODESamplerConfig
     has_density = True
+
+    @classmethod
+    def apply_budget(cls, config: ODESamplerConfig, budget: BudgetConfig) -> dict[str, Any]:
+        """NFE = ``sample_steps`` times the calls per step of a fixed-step ``method``; an
+        adaptive method is replaced by ``budget.ode_method``."""
+        overrides = super().apply_budget(config, replace(budget, nfe=None))
+        if budget.nfe is not None:
+            overrides["method"], overrides["sample_steps"] = fixed_step_budget(
+                budget.nfe, config.method, default_method=budget.ode_method,
+                what=f"solver {cls.name!r}")
+        return overrides
     sampling_keys = ("method", "sample_steps", "rtol", "atol", "trace", "exact_trace_max_dim",
                      "trace_seed")
 

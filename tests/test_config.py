@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
@@ -59,8 +60,12 @@ def test_default_config_composes_and_validates():
 
 
 @pytest.mark.parametrize("option", options("dataset"))
-def test_every_dataset_option(option):
-    cfg = compose_run([f"dataset={option}", "dataset.n_train=50"])
+def test_every_dataset_option(option, tmp_path):
+    extra = []
+    if option == "file":  # the user's own data needs its path
+        np.save(tmp_path / "own.npy", np.random.default_rng(0).normal(size=(300, 3)))
+        extra = [f"dataset.path={tmp_path / 'own.npy'}"]
+    cfg = compose_run([f"dataset={option}", "dataset.n_train=50", *extra])
     ds = OmegaConf.to_container(cfg.dataset)
     assert ds["name"] == option
     keys = {f.name for f in dataclasses.fields(DatasetConfig)}

@@ -54,10 +54,18 @@ def build_codec(config: AutoencoderConfig, data_dim: int) -> AutoEncoder:
     return CODECS.get(config.name)(config, data_dim)
 
 
-def cache_key(config: AutoencoderConfig, source: dict[str, Any], data_dim: int) -> str:
-    """A stable hash of everything that determines the fitted encoder-decoder."""
-    blob = json.dumps({"ae": dataclasses.asdict(config) | {"cache": None}, "source": source,
-                       "data_dim": data_dim, "version": 1}, sort_keys=True, default=str)
+def cache_key(config: AutoencoderConfig, source: dict[str, Any], data_dim: int,
+              data: torch.Tensor | None = None) -> str:
+    """A stable hash of everything that determines the fitted encoder-decoder.
+
+    ``data``: the source points; their hash keeps a file data set whose content changed
+    (``dataset=file``, same path) from reusing the encoder fitted on the old content.
+    """
+    entries: dict[str, Any] = {"ae": dataclasses.asdict(config) | {"cache": None},
+                               "source": source, "data_dim": data_dim, "version": 1}
+    if data is not None:
+        entries["data"] = hashlib.sha256(data.detach().cpu().numpy().tobytes()).hexdigest()
+    blob = json.dumps(entries, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -168,7 +176,7 @@ def get_autoencoder(
     check_fittable(cfg, int(source.get("n_train", DEFAULT_N_TRAIN)), size_key)
     splits = build_dataset(source, seed=cfg.seed)
     check_fittable(cfg, len(splits.train), size_key)  # a finite data set may hold fewer
-    key = cache_key(cfg, source, splits.dim)
+    key = cache_key(cfg, source, splits.dim, splits.train)
     path = Path(cache_dir).expanduser() / "autoencoders" / f"{cfg.name}-{key}.pt"
     info: dict[str, Any] = {"key": key, "path": str(path), "source": source.get("name")}
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from genbench.core.budget import BudgetConfig
 from genbench.core.errors import ConfigError
 
 __all__ = [
@@ -151,6 +152,9 @@ class EvalConfig:
     # one more W2 at n_train points (exact up to max_exact)
     empirical_baseline: bool = False
     seed: int = 0  # subsampling, sliced directions and the TV classifier
+    # test: the data set's test split | validation: rows held out of the training split
+    # (tuning, experiment=tune: the test points are never read)
+    split: str = "test"
     plot: bool = True  # write samples.png beside results.json
 
     def __post_init__(self) -> None:
@@ -164,6 +168,8 @@ class EvalConfig:
                 f"tv_method must be 'auto', 'histogram' or 'classifier', got {self.tv_method!r}"
                 " (the Monte-Carlo TV is switched by tv_monte_carlo)"
             )
+        if self.split not in ("test", "validation"):
+            raise ValueError(f"split must be 'test' or 'validation', got {self.split!r}")
         if self.tv_bins is not None and self.tv_bins < 1:
             raise ValueError(f"tv_bins must be >= 1 or null (automatic), got {self.tv_bins}")
         for key in ("max_exact", "sliced_projections", "tv_histogram_max_dim",
@@ -203,6 +209,7 @@ class RunConfig:
     solver: dict[str, Any] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # shared cost (core/budget.py)
     seed: int = 0
     # Seeds of one solver run together by genbench.run.seeds.run_seeds train as one batched
     # model (genbench.core.ensemble); result-neutral up to floating-point rounding.

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import Tensor, nn
 
+from genbench.core.budget import BudgetConfig, BudgetError
 from genbench.core.config import validate
 from genbench.core.errors import CapabilityError, DataError, DivergenceError, UnknownNameError
 from genbench.core.registry import Registry
@@ -165,6 +166,23 @@ class Solver(nn.Module, ABC):
         turn (``jko``) overrides it.
         """
         self.ema = make_ema(self.trainable_module(), self.config.ema_decay)
+
+    @classmethod
+    def apply_budget(cls, config: SolverConfig, budget: BudgetConfig) -> dict[str, Any]:
+        """Config overrides that make this solver spend ``budget`` (:mod:`genbench.core.budget`).
+
+        The default maps ``budget.train_steps`` onto ``steps`` (the shared loop's count) and
+        knows no NFE mapping: a solver with a sampler overrides this to map ``budget.nfe``
+        onto its own sampling keys (``super().apply_budget`` for the training part).
+        """
+        overrides: dict[str, Any] = {}
+        if budget.train_steps is not None:
+            overrides["steps"] = budget.train_steps
+        if budget.nfe is not None:
+            raise BudgetError(
+                f"solver {cls.name or cls.__name__!r} declares no mapping of budget.nfe onto "
+                "its keys (Solver.apply_budget); drop budget.nfe or set its sampling keys")
+        return overrides
 
     # -- the contract -------------------------------------------------------------------
     @property

@@ -36,7 +36,7 @@ class DatasetFamily:
 DATASETS: Registry[DatasetFamily] = Registry(
     "dataset", "genbench.datasets",
     builtins=("genbench.data.toy2d", "genbench.data.mixtures", "genbench.data.manifold",
-              "genbench.data.digits"),
+              "genbench.data.digits", "genbench.data.file"),
     accepts=lambda obj: isinstance(obj, DatasetFamily), describe="DatasetFamily")
 
 

@@ -32,15 +32,18 @@ import numpy as np
 
 from genbench.sweep.jobs import Job, as_number, load_jobs, scan_sweep
 
-__all__ = ["COLUMNS", "RANK_METRIC", "Entry", "Job", "Leaderboard", "load_jobs"]
+__all__ = ["BUDGET_METRICS", "COLUMNS", "RANK_METRIC", "Entry", "Job", "Leaderboard", "load_jobs"]
 
 log = logging.getLogger(__name__)
 RANK_METRIC = "data_w2_ratio"
+# The costs of a row (genbench.core.budget): rows of a data set should spend the same.
+BUDGET_METRICS = ("train_steps", "nfe")
 # The tables' columns, where a sweep has them (the CSV files keep every metric).
 COLUMNS = [("W2/floor", "data_w2_ratio"), ("W2", "data_w2"), ("floor", "data_w2_floor"),
            ("TV", "data_tv"), ("MMD/floor", "data_mmd_ratio"), ("NLL", "nll"),
-           ("latent W2/floor", "latent_w2_ratio"), ("recon W2", "recon_w2"), ("NFE", "nfe"),
-           ("train s", "train_seconds"), ("sample s", "sample_seconds")]
+           ("latent W2/floor", "latent_w2_ratio"), ("recon W2", "recon_w2"),
+           ("train steps", "train_steps"), ("NFE", "nfe"), ("train s", "train_seconds"),
+           ("sample s", "sample_seconds")]
 
 
 @dataclass
@@ -137,6 +140,22 @@ class Leaderboard:
 
     def columns(self) -> list[tuple[str, str]]:
         return [(name, m) for name, m in COLUMNS if m in self.metrics]
+
+    def unequal_budgets(self, dataset: str) -> list[str]:
+        """The costs (``train_steps``, ``nfe``) that differ between the rows of ``dataset``.
+
+        Reference rows that spend nothing (no training steps: the sanity ladder) are left
+        out; an empty list means every solver was compared at the same budget.
+        """
+        rows = [e for e in self.entries if e.dataset == dataset and e.ok
+                and e.mean_std("train_steps")[0] != 0]
+        unequal = []
+        for metric in BUDGET_METRICS:
+            values = {round(e.mean_std(metric)[0], 6) for e in rows}
+            values = {v for v in values if not math.isnan(v)}
+            if len(values) > 1:
+                unequal.append(metric)
+        return unequal
 
     def overall(self) -> list[dict[str, Any]]:
         """Mean rank over data sets of each (solver, variant), best first."""

@@ -36,7 +36,9 @@ def tables(board: Leaderboard) -> list[tuple[str, list[str], list[list[str]], in
             rows.append([str(e.rank or "-"), e.label]
                         + [_stat_str(*e.mean_std(m)) for _, m in columns] + [seeds])
         header = ["rank", "solver"] + [name for name, _ in columns] + ["seeds ok"]
-        tables.append((dataset, header, rows, 0 if rows and rows[0][0] == "1" else None))
+        unequal = board.unequal_budgets(dataset)
+        title = f"{dataset} (unequal budgets: {', '.join(unequal)})" if unequal else dataset
+        tables.append((title, header, rows, 0 if rows and rows[0][0] == "1" else None))
     overall = board.overall()
     if len(board.datasets) > 1 and overall:
         rows = [[f"{r['mean_rank']:.2f}", f"{r['solver']} ({r['variant']})" if r["variant"]

@@ -192,7 +192,17 @@ def _peak_memory(device: torch.device) -> dict[str, float]:
     return peak
 
 
-def _preflight(rc: RunConfig) -> tuple[str, type[Solver], Any]:
+class Plan(NamedTuple):
+    """What the preflight settled: the solver, its validated config (budget applied) and the
+    budget's record."""
+
+    solver_name: str
+    solver_cls: type[Solver]
+    hparams: Any
+    budget: dict[str, Any]
+
+
+def _preflight(rc: RunConfig) -> Plan:
     """Validate what can be checked without data: names, solver, encoder settings."""
     solver_cfg = dict(rc.solver)
     solver_name = solver_cfg.pop("name", None)
@@ -208,8 +218,9 @@ def _preflight(rc: RunConfig) -> tuple[str, type[Solver], Any]:
     source, size_key = source_of(ae_cfg, rc.dataset)
     if "n_train" in source:
         check_fittable(ae_cfg, int(source["n_train"]), size_key)
+    hparams, budget = _apply_budget(solver_cls, hparams, rc)
     resolve_device(rc.device)
-    return solver_name, solver_cls, hparams
+    return Plan(solver_name, solver_cls, hparams, budget)
 
 
 class Job(NamedTuple):
@@ -219,15 +230,16 @@ class Job(NamedTuple):
     z_train: Tensor
     solver: Any
     solver_name: str
+    budget: dict[str, Any]
 
     @property
     def device(self) -> torch.device:
         return self.inputs.device
 
 
-def prepare_job(rc: RunConfig, plan: tuple[str, type[Solver], Any] | None = None) -> Job:
+def prepare_job(rc: RunConfig, plan: Plan | None = None) -> Job:
     """Everything before ``fit``, seeded as a solo run seeds it (data, then the solver)."""
-    solver_name, solver_cls, hparams = plan if plan is not None else _preflight(rc)
+    solver_name, solver_cls, hparams, budget = plan if plan is not None else _preflight(rc)
     device = resolve_device(rc.device)
 
     inputs = load_inputs(rc, device)
@@ -235,10 +247,10 @@ def prepare_job(rc: RunConfig, plan: tuple[str, type[Solver], Any] | None = None
 
     torch.manual_seed(rc.seed)
     solver = solver_cls(inputs.ae.latent_dim, hparams).to(device)
-    return Job(inputs, z_train, solver, solver_name)
+    return Job(inputs, z_train, solver, solver_name, budget)
 
 
-def _run(rc: RunConfig, out: Path, tracker: Any, plan: tuple[str, type[Solver], Any],
+def _run(rc: RunConfig, out: Path, tracker: Any, plan: Plan,
          variant: str | None = None) -> dict[str, Any]:
     job = prepare_job(rc, plan)
     train_stats = job.solver.fit(job.z_train, callback=tracker.log_train, progress=rc.progress)
@@ -260,15 +272,33 @@ def finish_job(rc: RunConfig, out: Path, tracker: Any, job: Job, train_stats: di
     metrics |= {"nfe": solver.nfe, "train_seconds": train_stats["train_seconds"],
                 "sample_seconds": sample_seconds, "n_eval": len(inputs.splits.test),
                 "n_train": len(inputs.splits.train), "latent_dim": inputs.ae.latent_dim,
-                "final_loss": train_stats["final_loss"], **_peak_memory(device)}
+                "final_loss": train_stats["final_loss"], **_peak_memory(device),
+                "train_steps": train_stats.get("steps")}
     tracker.log_summary(metrics, figures)
     return {
         "metrics": metrics,
         "train": {k: v for k, v in train_stats.items() if k != "train_seconds"},
         "autoencoder_info": inputs.ae_info,
+        "budget": job.budget,
         "device": str(device),
         "environment": environment(),
     }
+
+
+def _apply_budget(solver_cls: type, hparams: Any, rc: RunConfig) -> tuple[Any, dict[str, Any]]:
+    """The solver's config with ``rc.budget`` mapped onto its keys, and the record of it."""
+    budget = rc.budget
+    record: dict[str, Any] = {"train_steps": budget.train_steps, "nfe": budget.nfe,
+                              "overrides": {}}
+    if not budget.is_set:
+        return hparams, record
+    overrides = solver_cls.apply_budget(hparams, budget)
+    if overrides:
+        log.info("budget %s -> %s", {"train_steps": budget.train_steps, "nfe": budget.nfe},
+                 ", ".join(f"solver.{k}={v}" for k, v in overrides.items()))
+        hparams = validate(solver_cls.Config, asdict(hparams) | overrides,
+                           what=f"solver {solver_cls.name!r} under budget")
+    return hparams, record | {"overrides": overrides}
 
 
 def environment() -> dict[str, str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from genbench.core.budget import BudgetConfig
 from genbench.core.config import (
     RESULT_NEUTRAL_KEYS,
     ConfigError,
@@ -80,6 +81,20 @@ def _check(solver_cls: Any, flat: Mapping[str, Any]) -> dict[str, Any]:
     return solver_keys
 
 
+def _budget_as_solver_keys(solver_cls: Any, payload: Mapping[str, Any],
+                           flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``budget.nfe=N`` re-samples at N network calls: the solver's own sampling keys, mapped
+    by its ``apply_budget`` (:mod:`genbench.core.budget`) from the checkpoint's config."""
+    flat = dict(flat)
+    if "budget.nfe" not in flat:
+        return flat
+    nfe = flat.pop("budget.nfe")
+    config = validate(solver_cls.Config, payload["config"], what=f"solver {payload['name']!r}")
+    overrides = solver_cls.apply_budget(config, validate(BudgetConfig, {"nfe": nfe},
+                                                         what="budget"))
+    return flat | {f"solver.{key}": value for key, value in overrides.items()}
+
+
 def _merge(config: dict[str, Any], flat: Mapping[str, Any]) -> dict[str, Any]:
     merged = OmegaConf.create(config)
     for key, value in flat.items():
@@ -105,8 +120,11 @@ def rescore(run_dir: str | Path, overrides: Sequence[str] = (), *,
     payload = read_checkpoint(run_dir / MODEL_FILE)
     solver_cls = get_solver_class(payload["name"])
     flat = parse_overrides(overrides)
-    solver_overrides = _check(solver_cls, flat)
-    rc = validate(RunConfig, _merge(original["config"], flat), what="the re-scored run config")
+    mapped = _budget_as_solver_keys(solver_cls, payload, flat)
+    solver_overrides = _check(solver_cls, mapped)
+    budget = {k: v for k, v in flat.items() if k == "budget.nfe"}  # recorded with its mapping
+    rc = validate(RunConfig, _merge(original["config"], mapped | budget),
+                  what="the re-scored run config")
     name = variant_name(overrides)
     out = Path(out_dir) if out_dir is not None else run_dir / EVAL_DIR / name
     header: dict[str, Any] = {
@@ -148,6 +166,7 @@ def _rescore(rc: RunConfig, payload: Mapping[str, Any], solver_overrides: Mappin
     before = original.get("metrics", {})
     metrics |= {"nfe": solver.nfe, "train_seconds": before.get("train_seconds"),
                 "train_reused": True, "sample_seconds": sample_seconds,
+                "train_steps": before.get("train_steps"),
                 "n_eval": len(inputs.splits.test), "n_train": len(inputs.splits.train),
                 "latent_dim": inputs.ae.latent_dim, "final_loss": before.get("final_loss")}
     tracker.log_summary(metrics, figures)

@@ -23,6 +23,7 @@ from genbench.codecs import AutoEncoder, get_autoencoder
 from genbench.core.progress import progress_scope
 from genbench.core.storage import atomic_npz_save
 from genbench.data import DataSplits, build_dataset
+from genbench.data.validation import validation_splits
 from genbench.eval.harness import Evaluation
 from genbench.run.files import SAMPLES_FILE
 
@@ -48,6 +49,8 @@ def load_inputs(rc: RunConfig, device: torch.device) -> Inputs:
     torch.manual_seed(rc.seed)
     np.random.seed(rc.seed)
     splits = build_dataset(rc.dataset, seed=rc.seed)
+    if rc.eval.split == "validation":  # tuning: the test points are dropped here, unread
+        splits = validation_splits(splits)
     ae, ae_info = get_autoencoder(rc.autoencoder, rc.dataset, rc.cache_dir, device)
     return Inputs(splits=splits, ae=ae, ae_info=ae_info, device=device)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -150,6 +151,21 @@ def failed_jobs(sweep_dir: Path, since: datetime | None = None) -> tuple[list[st
     return failed, total
 
 
+def _tune_summary(config: DictConfig, sweep_dir: Path) -> None:
+    """A tuning sweep's chosen settings (:mod:`genbench.sweep.tune`); never fails the sweep."""
+    try:
+        from genbench.sweep.tune import searched_keys, write_tune_summary
+
+        summary = write_tune_summary(sweep_dir, searched_keys(config))
+        for study in summary["studies"]:
+            print(f"[genbench] tuned {study['solver']} on {study['dataset']} "
+                  f"({study['n_trials']} trials, validation split): best "
+                  f"{study['objective']} {study['best_value']} with {study['overrides']}",
+                  flush=True)
+    except Exception as err:  # noqa: BLE001 - the trials' results are already safe
+        print(f"[genbench] tune summary failed: {type(err).__name__}: {err}", flush=True)
+
+
 class SweepCallback(Callback):
     """Group a sweep's wandb runs, log a line per job, write the leaderboard at the end."""
 
@@ -182,6 +198,13 @@ class SweepCallback(Callback):
         number = OmegaConf.select(config, "hydra.job.num")
         ok = job_return.status == JobStatus.COMPLETED and isinstance(job_return.return_value,
                                                                      dict)
+        if job_return.status == JobStatus.COMPLETED and isinstance(job_return.return_value,
+                                                                   float):
+            value = job_return.return_value  # a tuning trial's objective (genbench.sweep.tune)
+            log.info("job %s: objective %.4g%s", number, value,
+                     "" if math.isfinite(value) else " (failed: see its results.json)")
+            advance_sweep_bar(self, math.isfinite(value))
+            return
         if ok:
             log.info(job_line(job_return.return_value, number))
         else:  # return_value would re-raise the job's exception
@@ -191,6 +214,8 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_sweep_bar(self)
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        if OmegaConf.select(config, "eval.split") == "validation":
+            _tune_summary(config, sweep_dir)
         try:
             failed, total = failed_jobs(sweep_dir, self._started)
         except OSError as err:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from genbench.core.config import ConfigError, check_name
 from genbench.run.pipeline import run
 from genbench.sweep.schemas import CONFIG_PATH, check_overrides, register_schemas
+from genbench.sweep.tune import is_tuning, objective
 
 __all__ = ["CONFIG_PATH", "check_name_overrides", "check_output_folder", "format_result", "main"]
 
@@ -62,7 +63,8 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
-def _app(cfg: DictConfig) -> dict[str, Any]:
+def _app(cfg: DictConfig) -> dict[str, Any] | float:
+    """One job; returns its result, or its scalar objective under a tuning sweeper (Optuna)."""
     hc = HydraConfig.get()
     result = run(cfg, hc.runtime.output_dir, variant=hc.job.override_dirname)
     print(format_result(result) if not result.get("skipped")
@@ -71,6 +73,8 @@ def _app(cfg: DictConfig) -> dict[str, Any]:
         print(f"genbench: {result['save_error']}", file=sys.stderr, flush=True)
     if (result.get("status") != "ok" or result.get("saved") is False) and hc.mode == RunMode.RUN:
         sys.exit(1)
+    if is_tuning(hc):
+        return objective(result)
     return result
 
 
