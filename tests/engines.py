@@ -165,8 +165,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     marker = str(tmp_path_factory.mktemp("ray"))
     # Workers inherit this environment (the test's cache folder), and the marker tells
     # this cluster's processes apart from any other's.
+    # RAY_DEDUP_LOGS=0: Ray folds identical log lines of several workers into one
+    # ("[repeated 5x across cluster]"); the tests count each job's line.
     env = dict(os.environ) | {"GENBENCH_TEST_RAY": marker, "OMP_NUM_THREADS": "1",
-                              "RAY_USAGE_STATS_ENABLED": "0"}
+                              "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
     start = subprocess.run([ray, "start", "--head", "--num-cpus=2", "--include-dashboard=false",
                             "--disable-usage-stats"], capture_output=True, text=True, env=env,
                            timeout=180)

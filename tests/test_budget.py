@@ -40,7 +40,10 @@ def _budgeted(name: str, budget: BudgetConfig, **extra) -> Solver:
     ("lsb", {"sde_method": "milstein"}, 12),
     ("jko", {"max_blocks": 2, "tol": 0.0}, 12),
 ])
-def test_nfe_budget_is_what_the_sampler_spends(name, extra, nfe):
+def test_nfe_budget_is_what_the_sampler_spends(name, extra, nfe, monkeypatch):
+    # jko drops a block whose objective is worse than the identity's; 4 training steps learn
+    # little, so keep every block here: this test counts the sampler's calls, not the rule.
+    monkeypatch.setattr("solvers.jko.REJECT_MARGIN", float("inf"))
     torch.manual_seed(0)
     solver = _budgeted(name, BudgetConfig(train_steps=4, nfe=nfe), **extra)
     solver.fit(_data())
