@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,14 @@ JOB_KEYS = ("data_w2", "data_w2_floor", "data_w2_ratio", "latent_w2_ratio", "nfe
             "train_seconds", "sample_seconds")
 
 
-def job_folder(solver: str, dataset: str, seed: int) -> str:
-    """The folder Hydra names a preset job (``hydra.job.override_dirname``: sorted overrides)."""
-    return ",".join(sorted([f"solver={solver}", f"dataset={dataset}", f"seed={seed}", PRESET]))
+def job_folder(solver: str, dataset: str, seed: int, extra: Sequence[str] = ()) -> str:
+    """The folder Hydra names a preset job (``hydra.job.override_dirname``: its sorted
+    overrides, less the result-neutral keys)."""
+    from genbench.core.config import is_result_neutral
+
+    kept = [o for o in extra if not is_result_neutral(o.partition("=")[0])]
+    return ",".join(sorted([f"solver={solver}", f"dataset={dataset}", f"seed={seed}", PRESET,
+                            *kept]))
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -69,15 +75,16 @@ def _read(path: Path) -> dict[str, Any] | None:
 # ---- 1. the 45 jobs ---------------------------------------------------------------------
 
 def sweep_command(sweep_dir: Path, solvers: list[str], datasets: list[str], seeds: list[int],
-                  jobs: int) -> list[str]:
+                  jobs: int, extra: Sequence[str] = ()) -> list[str]:
     """The ``genbench`` multirun of the preset, narrowed to the given lists."""
     return ["genbench", "-m", PRESET, "launcher=joblib", f"hydra.launcher.n_jobs={jobs}",
             f"hydra.sweep.dir={sweep_dir}", f"cache_dir={CACHE_DIR}", "progress=false",
             f"solver={','.join(solvers)}", f"dataset={','.join(datasets)}",
-            f"seed={','.join(map(str, seeds))}"]
+            f"seed={','.join(map(str, seeds))}", *extra]
 
 
-def _seed_group(solver: str, dataset: str, seeds: list[int], sweep_dir: Path) -> None:
+def _seed_group(solver: str, dataset: str, seeds: list[int], sweep_dir: Path,
+                extra: Sequence[str]) -> None:
     import torch
 
     from genbench.run.seeds import run_seeds
@@ -85,19 +92,20 @@ def _seed_group(solver: str, dataset: str, seeds: list[int], sweep_dir: Path) ->
 
     torch.set_num_threads(1)
     rc = compose_run_config([PRESET, f"solver={solver}", f"dataset={dataset}",
-                             f"cache_dir={CACHE_DIR}", "progress=false", "batch_seeds=true"])
-    run_seeds(rc, seeds, [sweep_dir / job_folder(solver, dataset, s) for s in seeds])
+                             f"cache_dir={CACHE_DIR}", "progress=false", *extra,
+                             "batch_seeds=true"])
+    run_seeds(rc, seeds, [sweep_dir / job_folder(solver, dataset, s, extra) for s in seeds])
 
 
 def run_batched(sweep_dir: Path, solvers: list[str], datasets: list[str], seeds: list[int],
-                jobs: int) -> None:
+                jobs: int, extra: Sequence[str] = ()) -> None:
     """The preset's jobs, each (solver, data set)'s seeds trained together, then the report."""
     from joblib import Parallel, delayed
 
     from genbench.report.write import write_report
 
     groups = [(s, d) for s in solvers for d in datasets]
-    Parallel(n_jobs=jobs)(delayed(_seed_group)(s, d, seeds, sweep_dir) for s, d in groups)
+    Parallel(n_jobs=jobs)(delayed(_seed_group)(s, d, seeds, sweep_dir, extra) for s, d in groups)
     write_report(sweep_dir)
 
 
@@ -286,6 +294,8 @@ def main() -> None:
     parser.add_argument("--no-nfe", action="store_true", help="skip the NFE re-scoring")
     parser.add_argument("--collect", action="store_true",
                         help="tabulate what --sweep-dir holds; run nothing")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more overrides for every job (e.g. solver.steps=200: a smoke run)")
     parser.add_argument("--note", default="", help="a remark recorded with this run")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -294,10 +304,11 @@ def main() -> None:
         load_start, start, cpu0 = os.getloadavg()[0], time.time(), time.process_time()
         cpu_children0 = _children_cpu()
         if args.batch_seeds:
-            run_batched(args.sweep_dir, args.solvers, args.datasets, args.seeds, args.jobs)
+            run_batched(args.sweep_dir, args.solvers, args.datasets, args.seeds, args.jobs,
+                        args.set)
         else:
             command = sweep_command(args.sweep_dir, args.solvers, args.datasets, args.seeds,
-                                    args.jobs)
+                                    args.jobs, args.set)
             print(" ".join(command), flush=True)
             subprocess.run(command, check=False)
         sweep_wall, load_mid = time.time() - start, os.getloadavg()[0]

@@ -120,3 +120,32 @@ def test_nfe_tasks_skip_the_default_point_and_scored_variants(tmp_path):
     folder, overrides = tasks[0]
     _write(folder / EVAL_DIR / variant_name(overrides), _result("ddpm", "moons", 0, 1.0))
     assert len(quality.nfe_tasks(sweep)) == len(tasks) - 1
+
+
+def test_job_folder_keeps_result_changing_overrides_only():
+    # eval.plot and progress are result-neutral: Hydra's exclude_keys leave them out too
+    assert quality.job_folder("cfm", "moons", 1, ["solver.steps=20", "eval.plot=false",
+                                                  "progress=false"]) == (
+        "dataset=moons,experiment=quality,seed=1,solver.steps=20,solver=cfm")  # as Hydra sorts
+
+
+SMOKE = ["dataset.n_train=300", "dataset.n_test=100", "solver.steps=20",
+         "solver.sample_steps=5"]
+
+
+def test_batched_seeds_write_the_sweeps_folders_and_report(tmp_path, monkeypatch):
+    """--batch-seeds: one run_seeds call per (solver, data set), one folder per seed named as
+    the sweep names it, a report over them, and the NFE re-scoring finds the seed-0 job."""
+    monkeypatch.setattr(quality, "CACHE_DIR", str(tmp_path / "cache"))
+    sweep = tmp_path / "sweep"
+    quality.run_batched(sweep, ["ddpm"], ["moons"], [0, 1], jobs=1, extra=SMOKE)
+    for seed in (0, 1):
+        result = json.loads((sweep / quality.job_folder("ddpm", "moons", seed, SMOKE)
+                             / "results.json").read_text())
+        assert result["status"] == "ok" and result["seed"] == seed
+        assert result["train"]["batched_seeds"]
+    assert (sweep / "report" / "leaderboard.md").is_file()
+    rows, _ = quality.collect(sweep)
+    assert sorted(r["seed"] for r in rows) == [0, 1]
+    assert [f.name for f, _ in quality.nfe_tasks(sweep)] == [
+        quality.job_folder("ddpm", "moons", 0, SMOKE)] * 2 * len(quality.NFE_GRID)
