@@ -112,7 +112,10 @@ def run_batched(sweep_dir: Path, solvers: list[str], datasets: list[str], seeds:
 # ---- 2. W2 against NFE, one training per solver -----------------------------------------
 
 def nfe_tasks(sweep_dir: Path) -> list[tuple[Path, list[str]]]:
-    """(seed-0 job folder, sampling overrides) for every NFE point not yet scored."""
+    """(seed-0 job folder, sampling overrides) for every NFE point not yet scored; a point
+    with the job's own sampler settings is the job itself and is never re-sampled."""
+    from genbench.run.rescore import EVAL_DIR, variant_name
+
     tasks = []
     for folder in sorted(p.parent for p in sweep_dir.glob("*/results.json")):
         result = _read(folder / "results.json") or {}
@@ -121,11 +124,13 @@ def nfe_tasks(sweep_dir: Path) -> list[tuple[Path, list[str]]]:
         if result.get("solver") not in NFE_SAMPLERS:
             continue
         key, samplers = NFE_SAMPLERS[result["solver"]]
+        own = (result.get("config") or {}).get("solver") or {}
         for _, extra in samplers:
             for steps in NFE_GRID:
-                overrides = [f"solver.{k}={v}" for k, v in {**extra, key: steps}.items()]
-                from genbench.run.rescore import EVAL_DIR, variant_name
-
+                values = {**extra, key: steps}
+                if all(own.get(k) == v for k, v in values.items()):
+                    continue  # the job's own sampler: its result is this point
+                overrides = [f"solver.{k}={v}" for k, v in values.items()]
                 done = _read(folder / EVAL_DIR / variant_name(overrides) / "results.json")
                 if not done or done.get("status") != "ok":
                     tasks.append((folder, overrides))
@@ -142,10 +147,15 @@ def _rescore(folder: Path, overrides: list[str]) -> None:
 
 
 def run_nfe(sweep_dir: Path, jobs: int) -> int:
+    """Re-score the missing NFE points, then rewrite the sweep's report (it lists each point
+    as a variant of its job, as ``genbench-report`` would)."""
     from joblib import Parallel, delayed
+
+    from genbench.report.write import write_report
 
     tasks = nfe_tasks(sweep_dir)
     Parallel(n_jobs=jobs)(delayed(_rescore)(f, o) for f, o in tasks)
+    write_report(sweep_dir)
     return len(tasks)
 
 
@@ -222,7 +232,7 @@ def markdown(table: list[dict[str, Any]], nfe: list[dict[str, Any]], meta: dict)
         f"Bar: every solver <= {BAR_ALL}, the best per data set <= {BAR_BEST}.", "",
         "Runs (a later run replaces the rows it re-ran):", "",
         *[f"- {h['date']}: `{h['command']}`: " + ", ".join(
-            f"{k} {v}" for k, v in h.items() if k not in ("date", "command"))
+            f"{k} {v}" for k, v in h.items() if k not in ("date", "command") and v != "")
           for h in meta.get("history", [])],
         "",
         "| data set | solver | seeds | W2 | floor | ratio (mean ± std) | NFE | train s "

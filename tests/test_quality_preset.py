@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,12 @@ def test_nfe_tasks_skip_the_default_point_and_scored_variants(tmp_path):
            _result("ddpm", "moons", 0, 1.0, solver_cfg={"sampler": "ancestral"}))
     _write(sweep / quality.job_folder("ddpm", "moons", 1), _result("ddpm", "moons", 1, 1.0))
     _write(sweep / quality.job_folder("jko", "moons", 0), _result("jko", "moons", 0, 1.0))
+    lsb_default = {"sde_steps": 100, "sde_method": "euler"}
+    _write(sweep / quality.job_folder("lsb", "moons", 0),
+           _result("lsb", "moons", 0, 1.0, solver_cfg=lsb_default))
+    lsb = [o for f, o in quality.nfe_tasks(sweep) if "solver=lsb" in f.name]
+    assert lsb == [["solver.sde_steps=10"], ["solver.sde_steps=20"], ["solver.sde_steps=50"]]
+    shutil.rmtree(sweep / quality.job_folder("lsb", "moons", 0))
     tasks = quality.nfe_tasks(sweep)
     # seed 0 of ddpm only: 2 samplers x the grid, never the default 1,000 ancestral steps
     assert len(tasks) == 2 * len(quality.NFE_GRID)
