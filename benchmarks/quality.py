@@ -229,7 +229,9 @@ def markdown(table: list[dict[str, Any]], nfe: list[dict[str, Any]], meta: dict)
         f"The preset `{PRESET}` through the pipeline ({meta['machine']}): identity encoder, "
         "2,000 generated vs 2,000 held-out points, default configs. "
         "Ratio = W2 / floor (W2 between two independent target samples of the same size). "
-        f"Bar: every solver <= {BAR_ALL}, the best per data set <= {BAR_BEST}.", "",
+        f"Bar: every solver <= {BAR_ALL}, the best per data set <= {BAR_BEST}. "
+        "`train s` and `sample s` are wall seconds of each job, so they grow with the "
+        "machine's load; the runs below give CPU seconds.", "",
         "Runs (a later run replaces the rows it re-ran):", "",
         *[f"- {h['date']}: `{h['command']}`: " + ", ".join(
             f"{k} {v}" for k, v in h.items() if k not in ("date", "command") and v != "")
