@@ -1,13 +1,22 @@
-"""Quality bar of every solver: W2/floor on the 2-D benchmarks, and W2 against NFE.
+"""Quality bar of every solver (W2/floor on the 2-D benchmarks) and W2 against NFE.
 
-Each job goes through :func:`genbench.run.pipeline.run` with the solver's default config (the
-same path a user's sweep takes): identity encoder, 2,000 generated vs 2,000 held-out points.
-Then, for solvers whose sampler has a step count, one fitted model per data set is sampled at
-several NFE. Results go to ``benchmarks/results/quality.{json,md}``.
+A thin driver around the preset ``configs/experiment/quality.yaml`` (45 jobs: 5 solvers x
+moons, 8gaussians, checkerboard x seeds 0, 1, 2, default configs). It
 
-    python benchmarks/quality.py                      # everything (~30-45 min on 2 cores)
-    python benchmarks/quality.py --solvers cfm --datasets moons --seeds 0
-    python benchmarks/quality.py --batch-seeds        # each solver's seeds trained together
+1. runs the preset through the normal pipeline:
+   ``genbench -m experiment=quality launcher=joblib hydra.launcher.n_jobs=2`` (the sweep
+   callback writes the leaderboard into ``<sweep>/report/``); with ``--batch-seeds`` it instead
+   trains each (solver, data set)'s seeds together (:func:`genbench.run.seeds.run_seeds`)
+   into the folders the sweep would have used, then writes the same report;
+2. re-scores each seed-0 job's checkpoint at the NFE grid, per sampler, without retraining
+   (:func:`genbench.run.rescore.rescore`, what ``genbench-eval RUN_DIR
+   solver.sample_steps=10,20,50,100`` does); the solver's default sampler is not re-run: its
+   point is the job's own result (DDPM's 1,000 ancestral steps are sampled once);
+3. tabulates the ``results.json`` files into ``benchmarks/results/quality.{json,md}``.
+
+    python benchmarks/quality.py                              # the 45 jobs + the NFE sweep
+    python benchmarks/quality.py --datasets moons --no-nfe    # a subset (15 jobs)
+    python benchmarks/quality.py --collect --sweep-dir DIR    # tabulate a finished sweep
 
 Bar (issue 3): every solver mean ratio <= 2.5 on each data set; the best <= 1.6.
 """
@@ -17,124 +26,182 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from joblib import Parallel, delayed
-
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+SOLVERS = ["ddpm", "lsb", "pfode", "jko", "cfm"]
 DATASETS = ["moons", "8gaussians", "checkerboard"]
+SEEDS = [0, 1, 2]
+PRESET = "experiment=quality"
+CACHE_DIR = "/tmp/gb-quality-cache"
 BAR_ALL, BAR_BEST = 2.5, 1.6
-# The config key that sets each sampler's number of steps, and the samplers swept (label,
-# extra keys); every sampler of a solver is scored on the same fitted model.
-NFE_KEYS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
-    "ddpm": ("sample_steps", [("ancestral", {"sampler": "ancestral"}),
-                              ("ddim", {"sampler": "ddim", "eta": 0.0})]),
+# Per solver, the samplers swept (label, sampling overrides) and the key that sets the step
+# count. The first sampler is the solver's default kind: its default point is the job itself.
+NFE_SAMPLERS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
+    "ddpm": ("sample_steps", [("ancestral", {}), ("ddim", {"sampler": "ddim", "eta": 0.0})]),
     "pfode": ("sample_steps", [("euler", {"method": "euler"}), ("rk4", {"method": "rk4"})]),
     "cfm": ("sample_steps", [("euler", {"method": "euler"}), ("midpoint", {"method": "midpoint"})]),
-    "lsb": ("sde_steps", [("euler", {"sde_method": "euler"})]),
+    "lsb": ("sde_steps", [("euler", {})]),
 }
-NFE_GRID = [10, 20, 50, 100, 1000]
-SWEEP_DRAWS = 3
+NFE_GRID = [10, 20, 50, 100]
+JOB_KEYS = ("data_w2", "data_w2_floor", "data_w2_ratio", "latent_w2_ratio", "nfe",
+            "train_seconds", "sample_seconds")
 
 
-def _job_config(solver: str, dataset: str, seed: int) -> dict[str, Any]:
-    from hydra import compose, initialize_config_dir
+def job_folder(solver: str, dataset: str, seed: int, extra: Sequence[str] = ()) -> str:
+    """The folder Hydra names a preset job (``hydra.job.override_dirname``: its sorted
+    overrides, less the result-neutral keys)."""
+    from genbench.core.config import is_result_neutral
 
-    from genbench.sweep.schemas import register_schemas
-
-    register_schemas()
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[
-            f"solver={solver}", f"dataset={dataset}", f"seed={seed}", "progress=false",
-            "device=cpu"])
-    return cfg
+    kept = [o for o in extra if not is_result_neutral(o.partition("=")[0])]
+    return ",".join(sorted([f"solver={solver}", f"dataset={dataset}", f"seed={seed}", PRESET,
+                            *kept]))
 
 
-def run_job(solver: str, dataset: str, seed: int, out: Path,
-            collect: bool = False) -> dict[str, Any]:
-    import torch
-
+def _read(path: Path) -> dict[str, Any] | None:
     from genbench.core.storage import read_json
-    from genbench.run.pipeline import RESULTS_FILE, run
 
-    torch.set_num_threads(1)
-    folder = out / f"{solver}-{dataset}-s{seed}"
-    if collect:  # read finished jobs only, run nothing
-        result = read_json(folder / RESULTS_FILE) or {"status": "missing", "error": "not run"}
-    else:
-        result = run(_job_config(solver, dataset, seed), folder)
-    if result["status"] != "ok":
-        return {"solver": solver, "dataset": dataset, "seed": seed, "status": "failed",
-                "error": result.get("error")}
-    m = result["metrics"]
-    return {"solver": solver, "dataset": dataset, "seed": seed, "status": "ok",
-            **{k: m[k] for k in ("data_w2", "data_w2_floor", "data_w2_ratio", "latent_w2_ratio",
-                                 "nfe", "train_seconds", "sample_seconds")}}
+    return read_json(path)
 
 
-def run_seed_group(solver: str, dataset: str, seeds: list[int], out: Path) -> list[dict[str, Any]]:
-    """The seeds of one (solver, data set) trained together (``batch_seeds``), one result
-    folder per seed as :func:`run_job` writes them."""
+# ---- 1. the 45 jobs ---------------------------------------------------------------------
+
+def sweep_command(sweep_dir: Path, solvers: list[str], datasets: list[str], seeds: list[int],
+                  jobs: int, extra: Sequence[str] = ()) -> list[str]:
+    """The ``genbench`` multirun of the preset, narrowed to the given lists."""
+    return ["genbench", "-m", PRESET, "launcher=joblib", f"hydra.launcher.n_jobs={jobs}",
+            f"hydra.sweep.dir={sweep_dir}", f"cache_dir={CACHE_DIR}", "progress=false",
+            f"solver={','.join(solvers)}", f"dataset={','.join(datasets)}",
+            f"seed={','.join(map(str, seeds))}", *extra]
+
+
+def _seed_group(solver: str, dataset: str, seeds: list[int], sweep_dir: Path,
+                extra: Sequence[str]) -> None:
     import torch
 
     from genbench.run.seeds import run_seeds
+    from genbench.sweep.eval_cli import compose_run_config
 
     torch.set_num_threads(1)
-    cfg = _job_config(solver, dataset, seeds[0])
-    cfg.batch_seeds = True
-    run_seeds(cfg, seeds, [out / f"{solver}-{dataset}-s{seed}" for seed in seeds])
-    return [run_job(solver, dataset, seed, out, collect=True) for seed in seeds]
+    rc = compose_run_config([PRESET, f"solver={solver}", f"dataset={dataset}",
+                             f"cache_dir={CACHE_DIR}", "progress=false", *extra,
+                             "batch_seeds=true"])
+    run_seeds(rc, seeds, [sweep_dir / job_folder(solver, dataset, s, extra) for s in seeds])
 
 
-def nfe_sweep(solver: str, dataset: str, seed: int = 0) -> list[dict[str, Any]]:
-    """Fit once, then sample at each NFE of ``NFE_GRID`` and score."""
+def run_batched(sweep_dir: Path, solvers: list[str], datasets: list[str], seeds: list[int],
+                jobs: int, extra: Sequence[str] = ()) -> None:
+    """The preset's jobs, each (solver, data set)'s seeds trained together, then the report."""
+    from joblib import Parallel, delayed
+
+    from genbench.report.write import write_report
+
+    groups = [(s, d) for s in solvers for d in datasets]
+    Parallel(n_jobs=jobs)(delayed(_seed_group)(s, d, seeds, sweep_dir, extra) for s, d in groups)
+    write_report(sweep_dir)
+
+
+# ---- 2. W2 against NFE, one training per solver -----------------------------------------
+
+def nfe_tasks(sweep_dir: Path) -> list[tuple[Path, list[str]]]:
+    """(seed-0 job folder, sampling overrides) for every NFE point not yet scored; a point
+    with the job's own sampler settings is the job itself and is never re-sampled."""
+    from genbench.run.rescore import EVAL_DIR, variant_name
+
+    tasks = []
+    for folder in sorted(p.parent for p in sweep_dir.glob("*/results.json")):
+        result = _read(folder / "results.json") or {}
+        if result.get("status") != "ok" or result.get("seed") != 0:
+            continue
+        if result.get("solver") not in NFE_SAMPLERS:
+            continue
+        key, samplers = NFE_SAMPLERS[result["solver"]]
+        own = (result.get("config") or {}).get("solver") or {}
+        for _, extra in samplers:
+            for steps in NFE_GRID:
+                values = {**extra, key: steps}
+                if all(own.get(k) == v for k, v in values.items()):
+                    continue  # the job's own sampler: its result is this point
+                overrides = [f"solver.{k}={v}" for k, v in values.items()]
+                done = _read(folder / EVAL_DIR / variant_name(overrides) / "results.json")
+                if not done or done.get("status") != "ok":
+                    tasks.append((folder, overrides))
+    return tasks
+
+
+def _rescore(folder: Path, overrides: list[str]) -> None:
     import torch
 
-    from genbench.codecs import get_autoencoder
-    from genbench.core.config import EvalConfig
-    from genbench.core.solver import get_solver_class
-    from genbench.data import build_dataset
-    from genbench.eval.floors import w2_with_floor
-    from genbench.run.pipeline import _as_run_config
+    from genbench.run.rescore import rescore
 
     torch.set_num_threads(1)
-    rc = _as_run_config(_job_config(solver, dataset, seed))
-    values = dict(rc.solver)
-    cls = get_solver_class(values.pop("name"))
-    torch.manual_seed(seed)
-    splits = build_dataset(rc.dataset, seed=seed)
-    ae, _ = get_autoencoder(rc.autoencoder, rc.dataset, rc.cache_dir)
-    model = cls(ae.latent_dim, values)
-    model.fit(ae.encode(splits.train))
-    key, samplers = NFE_KEYS[solver]
-    rows = []
-    for (sampler, extra), steps in ((s, n) for s in samplers for n in NFE_GRID):
-        for k, v in {key: steps, **extra}.items():
-            setattr(model.config, k, v)
-        draws = []
-        for draw in range(SWEEP_DRAWS):  # sampler seeds: one draw's W2 varies by ~10%
-            start = time.perf_counter()
-            z = model.sample(len(splits.test),
-                             generator=torch.Generator().manual_seed(1000 * seed + draw))
-            seconds = time.perf_counter() - start
-            m = w2_with_floor(ae.decode(z), splits.test, splits.reference, EvalConfig(),
-                              "data", rc.cache_dir)
-            draws.append((m["data_w2"], m["data_w2_ratio"], seconds))
-        rows.append({"solver": solver, "dataset": dataset, "sampler": sampler, "steps": steps,
-                     "nfe": model.nfe,
-                     "data_w2": statistics.mean(d[0] for d in draws),
-                     "data_w2_ratio": statistics.mean(d[1] for d in draws),
-                     "data_w2_ratio_std": statistics.stdev(d[1] for d in draws),
-                     "sample_seconds": statistics.mean(d[2] for d in draws)})
-    return rows
+    rescore(folder, overrides)
+
+
+def run_nfe(sweep_dir: Path, jobs: int) -> int:
+    """Re-score the missing NFE points, then rewrite the sweep's report (it lists each point
+    as a variant of its job, as ``genbench-report`` would)."""
+    from joblib import Parallel, delayed
+
+    from genbench.report.write import write_report
+
+    tasks = nfe_tasks(sweep_dir)
+    Parallel(n_jobs=jobs)(delayed(_rescore)(f, o) for f, o in tasks)
+    write_report(sweep_dir)
+    return len(tasks)
+
+
+# ---- 3. tables --------------------------------------------------------------------------
+
+def _sampler_label(solver: str, config: dict[str, Any]) -> str:
+    cfg = config.get("solver", {})
+    if solver == "ddpm":
+        return str(cfg.get("sampler"))
+    if solver == "lsb":
+        return str(cfg.get("sde_method"))
+    return str(cfg.get("method"))
+
+
+def collect(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The jobs (one row per seed) and the NFE points (seed 0) found under ``sweep_dir``."""
+    rows, nfe = [], []
+    for path in sorted(sweep_dir.glob("*/results.json")):
+        r = _read(path)
+        if r is None:
+            continue
+        base = {"solver": r.get("solver"), "dataset": r.get("dataset"), "seed": r.get("seed")}
+        if r.get("status") != "ok":
+            rows.append(base | {"status": "failed", "error": r.get("error")})
+            continue
+        m = r["metrics"]
+        rows.append(base | {"status": "ok", **{k: m.get(k) for k in JOB_KEYS}})
+        if r.get("seed") == 0 and r.get("solver") in NFE_SAMPLERS:
+            variants = [(r, "default")] + [
+                (v, "rescored") for v in map(_read, sorted(path.parent.glob("eval/*/results.json")))
+                if v and v.get("status") == "ok"]
+            key = NFE_SAMPLERS[r["solver"]][0]
+            for v, origin in variants:
+                vm = v["metrics"]
+                nfe.append({"solver": r["solver"], "dataset": r["dataset"], "origin": origin,
+                            "sampler": _sampler_label(r["solver"], v["config"]),
+                            "steps": v["config"]["solver"].get(key), "nfe": vm.get("nfe"),
+                            "data_w2": vm["data_w2"], "data_w2_ratio": vm["data_w2_ratio"],
+                            "sample_seconds": vm.get("sample_seconds")})
+    nfe.sort(key=lambda r: (r["solver"], DATASETS.index(r["dataset"])
+                            if r["dataset"] in DATASETS else 99, r["sampler"], r["nfe"] or 0))
+    return rows, nfe
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean (and std over seeds) per (solver, data set) of the finished jobs."""
     table = []
     for solver in sorted({r["solver"] for r in rows}):
         for dataset in DATASETS:
@@ -156,16 +223,19 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-def markdown(table: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dict) -> str:
+def markdown(table: list[dict[str, Any]], nfe: list[dict[str, Any]], meta: dict) -> str:
     lines = [
         "# Quality benchmark", "",
-        f"{meta['machine']}; identity encoder, 2,000 generated vs 2,000 held-out points, "
-        f"default configs, seeds {meta['seeds']}. "
-        f"Ratio = W2 / floor (W2 between two independent target samples of the same size). "
-        f"Bar: every solver <= {BAR_ALL}, the best per data set <= {BAR_BEST}.", "",
-        "The table merges these runs (a later run replaces the rows it re-ran):", "",
-        *[f"- {h['date']}: `{h['command']}` ({h['wall_seconds'] / 60:.0f} min)"
-          + (f" — {h['note']}" if h.get("note") else "") for h in meta.get("history", [])],
+        f"The preset `{PRESET}` through the pipeline ({meta['machine']}): identity encoder, "
+        "2,000 generated vs 2,000 held-out points, default configs. "
+        "Ratio = W2 / floor (W2 between two independent target samples of the same size). "
+        f"Bar: every solver <= {BAR_ALL}, the best per data set <= {BAR_BEST}. "
+        "`train s` and `sample s` are wall seconds of each job, so they grow with the "
+        "machine's load; the runs below give CPU seconds.", "",
+        "Runs (a later run replaces the rows it re-ran):", "",
+        *[f"- {h['date']}: `{h['command']}`: " + ", ".join(
+            f"{k} {v}" for k, v in h.items() if k not in ("date", "command") and v != "")
+          for h in meta.get("history", [])],
         "",
         "| data set | solver | seeds | W2 | floor | ratio (mean ± std) | NFE | train s "
         "| sample s |",
@@ -178,78 +248,96 @@ def markdown(table: list[dict[str, Any]], sweep: list[dict[str, Any]], meta: dic
             flag = "" if r["ratio"] <= BAR_ALL else " ✗"
             lines.append(
                 f"| {dataset} | {r['solver']}{mark} | {r['seeds']} | {r['w2']:.3f} | "
-                f"{r['floor']:.3f} | "
-                f"{r['ratio']:.2f} ± {r['ratio_std']:.2f}{flag} | {r['nfe']:.0f} | "
-                f"{r['train_s']:.1f} | {r['sample_s']:.2f} |")
-    if sweep:
-        lines += ["", f"## W2 against NFE (seed 0, one fitted model per solver, mean of "
-                  f"{SWEEP_DRAWS} sampler seeds)", "",
-                  "| solver | data set | sampler | steps | NFE | W2 | ratio (mean ± std) | "
-                  "sample s |", "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['solver']} | {r['dataset']} | {r.get('sampler', '')} | {r['steps']} | "
-                  f"{r['nfe']} | "
-                  f"{r['data_w2']:.3f} | {r['data_w2_ratio']:.2f} ± "
-                  f"{r.get('data_w2_ratio_std', 0.0):.2f} | {r['sample_seconds']:.2f} |"
-                  for r in sweep]
+                f"{r['floor']:.3f} | {r['ratio']:.2f} ± {r['ratio_std']:.2f}{flag} | "
+                f"{r['nfe']:.0f} | {r['train_s']:.1f} | {r['sample_s']:.2f} |")
+    if nfe:
+        lines += ["", "## W2 against NFE (seed 0: one training per solver and data set, "
+                  "re-sampled from its checkpoint)", "",
+                  "`default` is the job's own result (its default sampler, not re-run); "
+                  "`rescored` rows come from `genbench-eval`/`rescore` (one draw each, the "
+                  "job's sampler seed).", "",
+                  "| solver | data set | sampler | steps | NFE | W2 | ratio | sample s | "
+                  "origin |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['solver']} | {r['dataset']} | {r['sampler']} | {r['steps']} | "
+                  f"{r['nfe']} | {r['data_w2']:.3f} | {r['data_w2_ratio']:.2f} | "
+                  f"{r['sample_seconds']:.2f} | {r['origin']} |" for r in nfe]
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    from genbench.core.solver import list_solvers
+def write_tables(rows: list[dict[str, Any]], nfe: list[dict[str, Any]],
+                 this: dict[str, Any] | None, results: Path = RESULTS) -> str:
+    """Merge ``rows``/``nfe`` into ``results/quality.json`` and rewrite ``quality.md``."""
+    from genbench.core.storage import atomic_json_dump, atomic_write
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--solvers", nargs="*", default=None)
-    parser.add_argument("--datasets", nargs="*", default=DATASETS)
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--no-sweep", action="store_true", help="skip the NFE sweep")
-    parser.add_argument("--sweep-only", action="store_true",
-                        help="run only the NFE sweep (keep the stored benchmark jobs)")
-    parser.add_argument("--batch-seeds", action="store_true",
-                        help="train each (solver, data set)'s seeds together (batch_seeds)")
-    parser.add_argument("--note", default="", help="a remark printed with the table")
-    parser.add_argument("--collect", action="store_true",
-                        help="tabulate the jobs already finished under --out; run nothing")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / ".runs")
-    args = parser.parse_args()
-    solvers = args.solvers or list_solvers()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    start = time.time()
-    jobs = [] if args.sweep_only else [
-        (s, d, seed) for s in solvers for d in args.datasets for seed in args.seeds]
-    if args.batch_seeds and not args.collect:  # one task per (solver, data set)
-        groups = sorted({(s, d) for s, d, _ in jobs})
-        rows = [r for rs in Parallel(n_jobs=args.jobs)(
-            delayed(run_seed_group)(s, d, args.seeds, args.out) for s, d in groups) for r in rs]
-    else:
-        rows = Parallel(n_jobs=1 if args.collect else args.jobs)(
-            delayed(run_job)(s, d, seed, args.out, args.collect) for s, d, seed in jobs)
-    rows = [r for r in rows if r["status"] != "missing"]
-    sweep_jobs = [] if args.no_sweep or args.collect else [
-        (s, "moons") for s in solvers if s in NFE_KEYS]
-    sweeps = Parallel(n_jobs=args.jobs)(delayed(nfe_sweep)(s, d) for s, d in sweep_jobs)
-    sweep = [r for rs in sweeps for r in rs]
-    # Merge with earlier results so one solver can be re-run without losing the others.
-    previous = json.loads((RESULTS / "quality.json").read_text()) if (
-        RESULTS / "quality.json").exists() else {"runs": [], "nfe_sweep": [], "meta": {}}
+    path = results / "quality.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
     fresh = {(r["solver"], r["dataset"], r["seed"]) for r in rows}
-    rows = [r for r in previous["runs"] if (r["solver"], r["dataset"], r["seed"]) not in fresh
-            ] + rows
-    swept = {(r["solver"], r["dataset"]) for r in sweep}
-    sweep = [r for r in previous["nfe_sweep"] if (r["solver"], r["dataset"]) not in swept
-             ] + sweep
+    rows = [r for r in previous.get("runs", [])
+            if (r["solver"], r["dataset"], r["seed"]) not in fresh] + rows
+    swept = {(r["solver"], r["dataset"]) for r in nfe}
+    nfe = [r for r in previous.get("nfe_sweep", []) if (r["solver"], r["dataset"]) not in swept
+           and "origin" in r] + nfe  # rows of the old 3-draw sweep are dropped
+    history = previous.get("meta", {}).get("history", []) + ([this] if this else [])
+    meta = {"machine": f"{os.cpu_count()}-core CPU", "history": history}
     table = summarise(rows)
-    command = " ".join(["python benchmarks/quality.py", *sys.argv[1:]])
-    this = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "note": args.note,
-            "wall_seconds": time.time() - start}
-    history = [] if args.collect else [this]
-    meta = {"machine": f"{os.cpu_count()}-core CPU", "seeds": args.seeds,
-            "history": previous.get("meta", {}).get("history", []) + history}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"meta": meta, "summary": table, "runs": rows, "nfe_sweep": sweep}
-    (RESULTS / "quality.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (RESULTS / "quality.md").write_text(markdown(table, sweep, meta))
-    print(markdown(table, sweep, meta))
+    text = markdown(table, nfe, meta)
+    results.mkdir(parents=True, exist_ok=True)
+    payload = {"meta": meta, "summary": table, "runs": rows, "nfe_sweep": nfe}
+    atomic_json_dump(payload, path)
+    atomic_write(results / "quality.md", lambda fh: fh.write(text.encode()))
+    return text
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--solvers", nargs="*", default=SOLVERS)
+    parser.add_argument("--datasets", nargs="*", default=DATASETS)
+    parser.add_argument("--seeds", nargs="*", type=int, default=SEEDS)
+    parser.add_argument("--jobs", type=int, default=2, help="parallel workers (1 thread each)")
+    parser.add_argument("--sweep-dir", type=Path,
+                        default=ROOT / "benchmarks" / ".runs" / "quality" / "sweep")
+    parser.add_argument("--batch-seeds", action="store_true",
+                        help="train each (solver, data set)'s seeds together (run_seeds)")
+    parser.add_argument("--no-nfe", action="store_true", help="skip the NFE re-scoring")
+    parser.add_argument("--collect", action="store_true",
+                        help="tabulate what --sweep-dir holds; run nothing")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more overrides for every job (e.g. solver.steps=200: a smoke run)")
+    parser.add_argument("--note", default="", help="a remark recorded with this run")
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    this: dict[str, Any] | None = None
+    if not args.collect:
+        load_start, start, cpu0 = os.getloadavg()[0], time.time(), time.process_time()
+        cpu_children0 = _children_cpu()
+        if args.batch_seeds:
+            run_batched(args.sweep_dir, args.solvers, args.datasets, args.seeds, args.jobs,
+                        args.set)
+        else:
+            command = sweep_command(args.sweep_dir, args.solvers, args.datasets, args.seeds,
+                                    args.jobs, args.set)
+            print(" ".join(command), flush=True)
+            subprocess.run(command, check=False)
+        sweep_wall, load_mid = time.time() - start, os.getloadavg()[0]
+        sweep_cpu = _children_cpu() - cpu_children0 + time.process_time() - cpu0
+        n_rescored = 0 if args.no_nfe else run_nfe(args.sweep_dir, args.jobs)
+        this = {"command": " ".join(["python benchmarks/quality.py", *sys.argv[1:]]),
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+                "jobs": len(args.solvers) * len(args.datasets) * len(args.seeds),
+                "sweep wall s": round(sweep_wall), "sweep CPU s": round(sweep_cpu),
+                "NFE points re-scored": n_rescored,
+                "NFE wall s": round(time.time() - start - sweep_wall),
+                "load (1 min) at start/after sweep/end":
+                    f"{load_start:.1f}/{load_mid:.1f}/{os.getloadavg()[0]:.1f}"}
+        if args.note:
+            this["note"] = args.note
+    rows, nfe = collect(args.sweep_dir)
+    print(write_tables(rows, nfe, this))
 
 
 if __name__ == "__main__":
