@@ -168,6 +168,28 @@ def test_analysis_of_a_latent_dimension_sweep(tmp_path, capsys):
     assert "rates_latent_dim.png" in capsys.readouterr().out
 
 
+def test_dimension_study_splits_its_two_arms(tmp_path, capsys):
+    for k, d in ((2, 16), (2, 64), (2, 128), (1, 64), (4, 64)):
+        for n in (250, 1000):
+            folder = tmp_path / f"k={k},D={d},n={n}"
+            folder.mkdir()
+            config = {"dataset": {"name": "manifold", "n_train": n, "intrinsic_dim": k,
+                                  "ambient_dim": d},
+                      "solver": {"name": "cfm"}, "seed": 0}
+            ratio = 1 + k * 250 / n  # grows with d*, flat in D: the claim, made true here
+            (folder / "results.json").write_text(json.dumps(
+                {"status": "ok", "solver": "cfm", "dataset": "manifold", "seed": 0,
+                 "config": config, "metrics": {"latent_w2_ratio": ratio,
+                                               "data_w2_ratio": ratio + 0.1}}))
+    assert main([str(tmp_path), "--x", "dims"]) == 0
+    rows = list(csv.DictReader((tmp_path / "rates" / "rates_dims.csv").open()))
+    assert len(rows) == 10
+    at = {(int(r["d*"]), int(r["D"]), int(r["n"])): float(r["latent_w2_ratio"]) for r in rows}
+    assert at[4, 64, 250] == pytest.approx(5.0) and at[2, 128, 1000] == pytest.approx(1.5)
+    assert (tmp_path / "rates" / "rates_dims.png").stat().st_size > 10_000
+    assert "rates_dims.md" in capsys.readouterr().out
+
+
 def test_analysis_rejects_a_sweep_without_an_axis(tmp_path, capsys):
     write_job(tmp_path, "ddpm", 1000, 0, 2, {"data_w2": 0.3})
     write_job(tmp_path, "ddpm", 1000, 1, 2, {"data_w2": 0.3})
@@ -182,7 +204,8 @@ def compose_run(overrides: list[str]):
 
 
 @pytest.mark.parametrize(("experiment", "axis"), [("rates", "dataset.n_train"),
-                                                  ("latent_dim", "autoencoder.latent_dim")])
+                                                  ("latent_dim", "autoencoder.latent_dim"),
+                                                  ("dims", "dataset.ambient_dim")])
 def test_study_presets_compose_validate_and_sweep(experiment, axis):
     cfg = compose_run([f"experiment={experiment}"])
     params = cfg.hydra.sweeper.params

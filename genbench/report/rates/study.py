@@ -14,6 +14,8 @@ the jobs by everything that varies except the swept axis and the seed, and write
   W1, none against W2) and the memoriser's (Fournier-Guillin, W1 and W2), each with its
   source in :mod:`genbench.report.rates.fit` (``rates.csv``, ``rates.md``); and the figure
   ``rates.png``: mean and spread per ``n``, fitted lines, theory lines, the floor;
+- dimension mode (``--x dims``, :mod:`genbench.report.rates.dims`): latent and end-to-end
+  W2 against n at fixed d* for several D and at fixed D for several d*;
 - latent-dimension mode (``--x latent_dim``): the end-to-end decomposition against ``d*``:
   data W2 (end to end), reconstruction W2, latent W2 over its floor (``rates_latent_dim.*``).
 
@@ -223,8 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genbench-rates", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", help="the sweep folder (hydra.sweep.dir)")
     parser.add_argument("--out", default=None, help="output folder (default SWEEP_DIR/rates)")
-    parser.add_argument("--x", default="auto", choices=["auto", *X_KEYS],
-                        help="the swept axis (default: whichever the sweep varies)")
+    parser.add_argument("--x", default="auto", choices=["auto", *X_KEYS, "dims"],
+                        help="the swept axis (default: whichever the sweep varies); dims: the "
+                             "d* / D study of experiment=dims")
     parser.add_argument("--metrics", default="data_w2,data_w1,data_tv",
                         help="comma-separated metric keys to fit (default "
                              "data_w2,data_w1,data_tv)")
@@ -234,9 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        paths = analyse(args.sweep_dir, args.out, x=args.x,
-                        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
-                        smoothness=args.smoothness, confidence=args.confidence)
+        if args.x == "dims":
+            from genbench.report.rates.dims import analyse_dims
+
+            paths = analyse_dims(args.sweep_dir, args.out)
+        else:
+            paths = analyse(args.sweep_dir, args.out, x=args.x,
+                            metrics=[m.strip() for m in args.metrics.split(",")
+                                     if m.strip()],
+                            smoothness=args.smoothness, confidence=args.confidence)
     except (FileNotFoundError, ValueError) as err:
         print(f"genbench-rates: {err}", file=sys.stderr)
         return 2
