@@ -10,7 +10,7 @@ export OMP_NUM_THREADS=1
 declare -A extra=(
   [ddpm]="solver.sample_steps=100"      # 100 strided ancestral steps instead of 1000
   [lsb]="" [pfode]="" [cfm]=""
-  [jko]="solver.steps=50"               # steps are per block (at most max_blocks = 8)
+  [jko]="solver.steps=25"               # per block (<= max_blocks = 8): 200 steps at most
 )
 for solver in ddpm lsb pfode cfm jko; do
   for arm in "dataset.intrinsic_dim=2" "dataset.ambient_dim=64 dataset.intrinsic_dim=1,4"; do

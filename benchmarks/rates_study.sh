@@ -11,7 +11,7 @@ declare -A extra=(
   [lsb]=""                              # sde_steps 100 (its default)
   [pfode]=""                            # adaptive dopri5 (its default)
   [cfm]=""                              # minibatch OT coupling, dopri5 (its defaults)
-  [jko]="solver.steps=100"              # steps are per block (at most max_blocks = 8)
+  [jko]="solver.steps=40"               # per block (<= max_blocks = 8): 320 steps at most
 )
 for solver in ddpm lsb pfode cfm jko; do
   # shellcheck disable=SC2086

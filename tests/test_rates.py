@@ -108,7 +108,9 @@ def test_every_theory_line_quotes_its_source(function, quotes):
     docs = (ROOT / "docs" / "rates.md").read_text()
     for source in ("Oko, Akiyama, Suzuki", "Fournier", "Theorem 1", "-(s+1)/(2s+d)"):
         assert source in docs
-    assert "6(d*+3)" not in docs.replace("no `-1/(6(d*+3))`", "")  # the unsourced line is gone
+    # The unsourced latent-SB exponent is gone: named once, as removed, and never computed.
+    assert docs.count("6(d*+3)") == 1 and "no source and was removed" in docs
+    assert not hasattr(rates_fit, "latent_sb_w2_exponent")
 
 
 # -- the analysis command on a synthetic sweep ----------------------------------------------
