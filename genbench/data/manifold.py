@@ -10,7 +10,10 @@ mapped into ``R^D`` (``D = ambient_dim``) by one of two smooth embeddings, fixed
 - ``mlp``: a random one-hidden-layer network ``x = scale * tanh(u A + b) G``, ``A`` (k x
   width) with ``N(0, gain^2)`` entries, ``b ~ U[-1, 1]``, ``G`` (width x D) Gaussian with
   variance ``1/width``: curved in every direction it reaches, spanning ``min(width, D)``
-  linear directions, not an isometry (D changes the shape, not only its orientation).
+  linear directions. ``G G^T`` is ``(D / width) I`` up to fluctuations of relative size
+  ``sqrt(width / D)``: at D near the width the map distorts the shape, as D grows it tends
+  to a copy scaled by ``sqrt(D / width)``. Compare distances across D by their ratio to the
+  floor, which is scale-free.
 
 Either way the data have intrinsic dimension ``k`` however large ``D`` is: the setting of the
 dimension claims (Oko et al. 2023, Section 5, for linear subspaces; the latent Schrödinger
