@@ -10,6 +10,7 @@ import torch
 
 from genbench.core.config import ConfigError
 from genbench.data import DATASETS, build_dataset, list_datasets
+from genbench.data.manifold import EmbeddedManifold, ManifoldParams
 from genbench.data.mixtures import GaussianMixture, MixtureParams, eight_gaussians, random_mixture
 
 
@@ -59,6 +60,51 @@ def test_manifold_has_its_intrinsic_dimension():
     near = x[(x - centre).norm(dim=1).argsort()[:30]]
     local = torch.linalg.svdvals(near - near.mean(0))
     assert float(local[2]) < 0.2 * float(local[1])
+
+
+def _local_rank(manifold: EmbeddedManifold, k: int, n_centres: int = 20,
+                radius: float = 1e-3) -> list[int]:
+    """Local PCA rank at random points: the singular values of a tiny patch around each,
+    counted above 1e-3 x the largest (the curvature's share is ~radius, far below)."""
+    rng = np.random.default_rng(7)
+    ranks = []
+    for centre in rng.uniform(-0.9, 0.9, (n_centres, k)):
+        patch = manifold.embed(centre + radius * rng.uniform(-1, 1, (200, k)))
+        sv = np.linalg.svd(patch - patch.mean(0), compute_uv=False)
+        ranks.append(int((sv > 1e-3 * sv[0]).sum()))
+    return ranks
+
+
+@pytest.mark.parametrize(("embedding", "k", "d"), [("features", 1, 16), ("features", 3, 64),
+                                                   ("mlp", 2, 128), ("mlp", 4, 32)])
+def test_manifold_family_intrinsic_and_embedding_dimension(embedding, k, d):
+    cfg = {"name": "manifold", "n_train": 5000, "n_test": 10, "intrinsic_dim": k,
+           "ambient_dim": d, "embedding": embedding}
+    x = build_dataset(cfg, seed=0).train.double()
+    assert x.shape == (5000, d)
+    # Linear span: 3k for the features, min(width, D) = 16 for the random network.
+    span = 3 * k if embedding == "features" else 16
+    sv = torch.linalg.svdvals(x - x.mean(0))
+    assert float(sv[span - 1]) > 1e-4 * float(sv[0])
+    if span < d:
+        assert float(sv[span:].max()) < 1e-6 * float(sv[0])
+    # Intrinsic dimension: small patches are k-dimensional (local PCA rank) everywhere,
+    # however many directions the whole sample spans: the map is curved, not linear.
+    params = ManifoldParams(intrinsic_dim=k, ambient_dim=d, embedding=embedding)
+    assert _local_rank(EmbeddedManifold(params), k) == [k] * 20
+    assert span > k
+
+
+def test_manifold_mlp_embedding_is_fixed_by_its_seed_and_checks_its_dimensions():
+    base = {"name": "manifold", "n_train": 50, "n_test": 10, "embedding": "mlp",
+            "ambient_dim": 32}
+    a = build_dataset(base, seed=0).train
+    assert torch.equal(a, build_dataset(base, seed=0).train)
+    assert not torch.equal(a, build_dataset(base | {"embed_seed": 1}, seed=0).train)
+    with pytest.raises(ConfigError, match="intrinsic_dim < min"):
+        build_dataset(base | {"intrinsic_dim": 16}, seed=0)
+    with pytest.raises(ConfigError, match="embedding"):
+        build_dataset(base | {"embedding": "torus"}, seed=0)
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from genbench.core.config import EvalConfig
+from genbench.report.rates import fit as rates_fit
 from genbench.report.rates.fit import (
-    empirical_w2_exponent,
+    empirical_measure_exponent,
     fit_power_law,
-    latent_sb_w2_exponent,
+    memoriser_exponents,
     oko_tv_exponent,
     oko_w1_exponent,
     theory_exponents,
@@ -71,14 +72,45 @@ def test_fit_drops_unloggable_values_and_needs_enough_points():
 
 def test_theory_exponents():
     assert oko_tv_exponent(2, 2) == pytest.approx(-1 / 3)
+    assert oko_tv_exponent(3, 4) == pytest.approx(-0.3)
     assert oko_w1_exponent(1, 2) == pytest.approx(-0.5)
-    assert latent_sb_w2_exponent(2) == pytest.approx(-1 / 30)
-    assert empirical_w2_exponent(2) == pytest.approx(-0.25)
-    assert empirical_w2_exponent(8) == pytest.approx(-0.125)
+    assert oko_w1_exponent(2, 6) == pytest.approx(-0.3)
+    # Fournier-Guillin: W_p ~ n^(-1/d) for d > 2p, n^(-1/(2p)) (up to a log) below.
+    assert empirical_measure_exponent(2, order=2) == pytest.approx(-0.25)
+    assert empirical_measure_exponent(8, order=2) == pytest.approx(-0.125)
+    assert empirical_measure_exponent(2, order=1) == pytest.approx(-0.5)
+    assert empirical_measure_exponent(5, order=1) == pytest.approx(-0.2)
+    # Each line only against the metric its theorem bounds; nothing sourced for W2.
     assert set(theory_exponents("data_tv", 2, 2)) == {"Oko TV -s/(2s+d), s=2"}
-    assert len(theory_exponents("latent_w2", 4, 1)) == 3
+    assert set(theory_exponents("data_w1", 2, 2)) == {"Oko W1 -(s+1)/(2s+d), s=2"}
+    assert theory_exponents("latent_w2", 4, 1) == {}
+    assert memoriser_exponents("data_w2", 8) == {"Fournier-Guillin W2 -1/max(d,4)": -0.125}
+    assert memoriser_exponents("data_w1", 8) == {"Fournier-Guillin W1 -1/max(d,2)": -0.125}
+    assert memoriser_exponents("data_tv", 2) == {}
     with pytest.raises(ValueError, match="smoothness"):
         oko_tv_exponent(0, 2)
+    with pytest.raises(ValueError, match="order"):
+        empirical_measure_exponent(2, order=0)
+
+
+@pytest.mark.parametrize(("function", "quotes"), [
+    ("oko_tv_exponent", ("Oko, Akiyama, Suzuki", "ICML 2023", "OKO_ASSUMPTIONS", "training")),
+    ("oko_w1_exponent", ("Oko, Akiyama, Suzuki", "ICML 2023", "OKO_ASSUMPTIONS", "training")),
+    ("empirical_measure_exponent", ("Fournier, Guillin", "Theorem 1",
+                                    "FOURNIER_GUILLIN_ASSUMPTIONS", "n^(-1/d)")),
+])
+def test_every_theory_line_quotes_its_source(function, quotes):
+    doc = getattr(rates_fit, function).__doc__
+    for quote in quotes:
+        assert quote in doc, f"{function}'s docstring lacks {quote!r}"
+    assert "Besov" in rates_fit.OKO_ASSUMPTIONS and "[-1, 1]^d" in rates_fit.OKO_ASSUMPTIONS
+    assert "moment" in rates_fit.FOURNIER_GUILLIN_ASSUMPTIONS
+    docs = (ROOT / "docs" / "rates.md").read_text()
+    for source in ("Oko, Akiyama, Suzuki", "Fournier", "Theorem 1", "-(s+1)/(2s+d)"):
+        assert source in docs
+    # The unsourced latent-SB exponent is gone: named once, as removed, and never computed.
+    assert docs.count("6(d*+3)") == 1 and "no source and was removed" in docs
+    assert not hasattr(rates_fit, "latent_sb_w2_exponent")
 
 
 # -- the analysis command on a synthetic sweep ----------------------------------------------
@@ -102,8 +134,10 @@ def test_analysis_fits_the_sweep_slopes_and_draws_the_figure(tmp_path):
                 noise = math.exp(0.05 * rng.standard_normal())
                 write_job(tmp_path, solver, int(n), seed, 2, {
                     "data_w2": 4 * n**slope * noise, "data_w2_floor": 0.05,
+                    "data_w1": 3 * n**slope * noise, "data_w1_floor": 0.04,
                     "data_tv": 2 * n**-0.2 * noise, "data_tv_floor": 0.1,
-                    "empirical_w2": 5 * n**-0.25, "empirical_tv": 3 * n**-0.4})
+                    "empirical_w2": 5 * n**-0.25, "empirical_w1": 4 * n**-0.5,
+                    "empirical_tv": 3 * n**-0.4})
     paths = analyse(tmp_path, smoothness=2.0)
     assert paths["figure"].stat().st_size > 10_000
     rows = {(r["series"], r["metric"]): r
@@ -111,8 +145,13 @@ def test_analysis_fits_the_sweep_slopes_and_draws_the_figure(tmp_path):
     assert float(rows["ddpm", "data_w2"]["slope"]) == pytest.approx(-0.3, abs=0.03)
     assert float(rows["cfm", "data_w2"]["slope"]) == pytest.approx(-0.5, abs=0.03)
     assert float(rows["cfm", "data_tv"]["baseline_slope"]) == pytest.approx(-0.4, abs=1e-6)
-    assert float(rows["ddpm", "data_w2"]["theory: latent SB W2 -1/(6(d*+3))"]) == \
-        pytest.approx(-1 / 30)
+    assert float(rows["cfm", "data_w1"]["slope"]) == pytest.approx(-0.5, abs=0.03)
+    assert float(rows["cfm", "data_w1"]["baseline_slope"]) == pytest.approx(-0.5, abs=1e-6)
+    assert float(rows["ddpm", "data_w1"]["theory: Oko W1 -(s+1)/(2s+d), s=2"]) == \
+        pytest.approx(-0.5)
+    assert float(rows["ddpm", "data_w2"]["memoriser theory: Fournier-Guillin W2 -1/max(d,4)"]) \
+        == pytest.approx(-0.25)
+    assert not any("theory: Oko" in k and v for k, v in rows["ddpm", "data_w2"].items())
     assert "memoriser slope" in paths["markdown"].read_text()
 
 
@@ -131,6 +170,28 @@ def test_analysis_of_a_latent_dimension_sweep(tmp_path, capsys):
     assert "rates_latent_dim.png" in capsys.readouterr().out
 
 
+def test_dimension_study_splits_its_two_arms(tmp_path, capsys):
+    for k, d in ((2, 16), (2, 64), (2, 128), (1, 64), (4, 64)):
+        for n in (250, 1000):
+            folder = tmp_path / f"k={k},D={d},n={n}"
+            folder.mkdir()
+            config = {"dataset": {"name": "manifold", "n_train": n, "intrinsic_dim": k,
+                                  "ambient_dim": d},
+                      "solver": {"name": "cfm"}, "seed": 0}
+            ratio = 1 + k * 250 / n  # grows with d*, flat in D: the claim, made true here
+            (folder / "results.json").write_text(json.dumps(
+                {"status": "ok", "solver": "cfm", "dataset": "manifold", "seed": 0,
+                 "config": config, "metrics": {"latent_w2_ratio": ratio,
+                                               "data_w2_ratio": ratio + 0.1}}))
+    assert main([str(tmp_path), "--x", "dims"]) == 0
+    rows = list(csv.DictReader((tmp_path / "rates" / "rates_dims.csv").open()))
+    assert len(rows) == 10
+    at = {(int(r["d*"]), int(r["D"]), int(r["n"])): float(r["latent_w2_ratio"]) for r in rows}
+    assert at[4, 64, 250] == pytest.approx(5.0) and at[2, 128, 1000] == pytest.approx(1.5)
+    assert (tmp_path / "rates" / "rates_dims.png").stat().st_size > 10_000
+    assert "rates_dims.md" in capsys.readouterr().out
+
+
 def test_analysis_rejects_a_sweep_without_an_axis(tmp_path, capsys):
     write_job(tmp_path, "ddpm", 1000, 0, 2, {"data_w2": 0.3})
     write_job(tmp_path, "ddpm", 1000, 1, 2, {"data_w2": 0.3})
@@ -145,7 +206,8 @@ def compose_run(overrides: list[str]):
 
 
 @pytest.mark.parametrize(("experiment", "axis"), [("rates", "dataset.n_train"),
-                                                  ("latent_dim", "autoencoder.latent_dim")])
+                                                  ("latent_dim", "autoencoder.latent_dim"),
+                                                  ("dims", "dataset.ambient_dim")])
 def test_study_presets_compose_validate_and_sweep(experiment, axis):
     cfg = compose_run([f"experiment={experiment}"])
     params = cfg.hydra.sweeper.params

@@ -25,11 +25,12 @@ from genbench.core.config import EvalConfig
 from genbench.core.storage import atomic_json_dump, read_json
 from genbench.eval.metrics.mmd import median_bandwidth, mmd
 from genbench.eval.metrics.tv import TVResult, tv
+from genbench.eval.metrics.w1 import w1
 from genbench.eval.metrics.w2 import w2
 
 __all__ = [
     "FLOOR_CACHE_VERSION", "cached_floor", "floor_w2", "mmd_with_floor", "ratio", "tv_settings",
-    "tv_with_floor", "w2_settings", "w2_with_floor",
+    "tv_with_floor", "w1_settings", "w1_with_floor", "w2_settings", "w2_with_floor",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,12 @@ def w2_settings(cfg: EvalConfig) -> dict[str, Any]:
             "reg": cfg.sinkhorn_reg, "n_projections": cfg.sliced_projections, "seed": cfg.seed}
 
 
+def w1_settings(cfg: EvalConfig) -> dict[str, Any]:
+    """The W1 estimator's keyword arguments (exact up to ``max_exact``, sliced beyond)."""
+    return {"max_exact": cfg.max_exact, "n_projections": cfg.sliced_projections,
+            "seed": cfg.seed}
+
+
 def tv_settings(cfg: EvalConfig) -> dict[str, Any]:
     """The TV estimator's keyword arguments from the evaluation config."""
     return {"method": cfg.tv_method, "max_hist_dim": cfg.tv_histogram_max_dim,
@@ -102,6 +109,21 @@ def w2_with_floor(gen: Tensor, test: Tensor, reference: Tensor, cfg: EvalConfig,
     floor = floor_w2(test, reference, cfg, cache_dir)
     return {f"{prefix}_w2": value, f"{prefix}_w2_floor": floor,
             f"{prefix}_w2_ratio": ratio(value, floor), f"{prefix}_w2_method": method}
+
+
+def w1_with_floor(gen: Tensor, test: Tensor, reference: Tensor, cfg: EvalConfig,
+                  prefix: str, cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """``{prefix}_w1``, ``_floor``, ``_ratio`` and ``_method``: W1 (Euclidean cost) as for W2."""
+    value, method = w1(gen, test, **w1_settings(cfg))
+
+    def compute() -> dict[str, Any]:
+        floor, floor_method = w1(test, reference, **w1_settings(cfg))
+        return {"w1": floor, "method": floor_method, "n": len(test)}
+
+    floor = float(cached_floor("w1", compute, test, reference, w1_settings(cfg),
+                               cache_dir)["w1"])
+    return {f"{prefix}_w1": value, f"{prefix}_w1_floor": floor,
+            f"{prefix}_w1_ratio": ratio(value, floor), f"{prefix}_w1_method": method}
 
 
 def _tv_entry(result: TVResult) -> dict[str, Any]:

@@ -10,6 +10,8 @@ latent Schrödinger bridge paper's bound.
 Keys of one result (``{space}`` is ``data`` or ``latent``):
 
 - ``{space}_w2``, ``_w2_floor``, ``_w2_ratio``, ``_w2_method``: exact / Sinkhorn / sliced W2.
+- ``{space}_w1``, ``_w1_floor``, ``_w1_ratio``, ``_w1_method``: exact W1 (Euclidean cost;
+  sliced beyond ``max_exact``), the metric of Oko et al.'s W1 rate.
 - ``{space}_tv``, ``_tv_floor``, ``_tv_method``, ``_tv_ci``: a *sample-based* TV
   (histogram for dimension <= ``tv_histogram_max_dim``, else classifier), chosen by the
   dimension alone so that every solver on one data set is scored by the same estimator.
@@ -19,8 +21,8 @@ Keys of one result (``{space}`` is ``data`` or ``latent``):
 - ``recon_w2`` (with the data floor and ratio beside it) and ``recon_rmse``.
 - ``nll``, ``nll_space`` (``data`` where the encoder is affine, else ``latent``), ``nll_floor``
   (the target's own NLL where its density is known, data space only), ``nll_n``.
-- ``empirical_w2``, ``empirical_tv`` (``empirical_baseline``): the training sample itself
-  scored like a generator: the error of a memoriser, the rate study's baseline.
+- ``empirical_w2``, ``empirical_w1``, ``empirical_tv`` (``empirical_baseline``): the training
+  sample itself scored like a generator: the error of a memoriser, the rate study's baseline.
 - ``eval_seconds`` and ``eval_seconds_by_metric``.
 
 Floors depend only on the target: they are cached on disk (``cache_dir/floors``) by the
@@ -50,10 +52,13 @@ from genbench.eval.floors import (
     ratio,
     tv_settings,
     tv_with_floor,
+    w1_settings,
+    w1_with_floor,
     w2_settings,
     w2_with_floor,
 )
 from genbench.eval.metrics.tv import tv
+from genbench.eval.metrics.w1 import w1
 from genbench.eval.metrics.w2 import w2
 
 if TYPE_CHECKING:
@@ -102,7 +107,7 @@ class Evaluation:
         out: dict[str, Any] = {}
         seconds: dict[str, float] = {}
         has_density = solver is not None and solver.has_density
-        phases = 7 + int(has_density) + int(cfg.empirical_baseline)
+        phases = 9 + int(has_density) + int(cfg.empirical_baseline)
         progress = bar(phases, desc="evaluate", unit="metric")
 
         def timed(name: str, compute: Callable[..., dict[str, Any]], *args: Any) -> None:
@@ -115,6 +120,7 @@ class Evaluation:
         for space, gen, test, ref in (("data", x_gen, x_test, x_ref),
                                       ("latent", z_gen, z_test, z_ref)):
             timed("w2", w2_with_floor, gen, test, ref, cfg, space, cache)
+            timed("w1", w1_with_floor, gen, test, ref, cfg, space, cache)
             timed("tv", tv_with_floor, gen, test, ref, cfg, space, cache)
             timed("mmd", mmd_with_floor, gen, test, ref, cfg, space, cache)
         timed("w2", self._reconstruction, ae.decode(z_test), x_test, out["data_w2_floor"])
@@ -166,6 +172,8 @@ class Evaluation:
     def _empirical(self, x_train: Tensor, x_test: Tensor) -> dict[str, Any]:
         """The training sample scored as if generated: what a memoriser would score."""
         value, method = w2(x_train, x_test, **w2_settings(self.cfg))
+        value_w1, method_w1 = w1(x_train, x_test, **w1_settings(self.cfg))
         result = tv(x_train, x_test, **tv_settings(self.cfg))
         return {"empirical_w2": value, "empirical_w2_method": method,
+                "empirical_w1": value_w1, "empirical_w1_method": method_w1,
                 "empirical_tv": result.value, "empirical_tv_method": result.method}

@@ -2,10 +2,12 @@
 (study) and its figures."""
 
 from genbench.report.rates.fit import (
+    FOURNIER_GUILLIN_ASSUMPTIONS,
+    OKO_ASSUMPTIONS,
     PowerLawFit,
-    empirical_w2_exponent,
+    empirical_measure_exponent,
     fit_power_law,
-    latent_sb_w2_exponent,
+    memoriser_exponents,
     oko_tv_exponent,
     oko_w1_exponent,
     theory_exponents,
@@ -13,13 +15,15 @@ from genbench.report.rates.fit import (
 from genbench.report.rates.study import X_KEYS, analyse, main, rate_rows
 
 __all__ = [
+    "FOURNIER_GUILLIN_ASSUMPTIONS",
+    "OKO_ASSUMPTIONS",
     "PowerLawFit",
     "X_KEYS",
     "analyse",
-    "empirical_w2_exponent",
+    "empirical_measure_exponent",
     "fit_power_law",
-    "latent_sb_w2_exponent",
     "main",
+    "memoriser_exponents",
     "oko_tv_exponent",
     "oko_w1_exponent",
     "rate_rows",

@@ -17,8 +17,9 @@ from genbench.run.plots import save_figure  # noqa: E402
 __all__ = ["plot_latent_dim", "plot_rates"]
 
 THEORY_STYLES = (":", "-.", (0, (5, 1, 1, 1, 1, 1)))
-LABELS = {"data_w2": "W2, data space", "data_tv": "TV, data space",
-          "latent_w2": "W2, latent space", "latent_tv": "TV, latent space"}
+LABELS = {"data_w2": "W2, data space", "data_w1": "W1, data space", "data_tv": "TV, data space",
+          "latent_w2": "W2, latent space", "latent_w1": "W1, latent space",
+          "latent_tv": "TV, latent space"}
 
 
 def _rows(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
@@ -36,9 +37,20 @@ def _tick_at(ax: Any, values: list[float]) -> None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
+def _theory_lines(ax: Any, fit: dict[str, Any], prefix: str, grid: np.ndarray, start: float,
+                  color: str) -> None:
+    """The exponents ``fit[prefix + label]`` as lines through ``(grid[0], start)``."""
+    theory = [(k.removeprefix(prefix), v) for k, v in fit.items() if k.startswith(prefix)]
+    for (label, exponent), style in zip(theory, THEORY_STYLES, strict=False):
+        ax.plot(grid, start * (grid / grid[0]) ** exponent, color=color, lw=1, ls=style,
+                label=f"{label} = {exponent:.3f} (d={fit['dim']:g})")
+
+
 def plot_rates(fits: list[dict[str, Any]], points: list[dict[str, Any]], path: Path) -> Path:
     """One panel per (data set, metric): mean +- std over seeds per n, fits, memoriser,
-    floor and theory lines, log-log."""
+    floor and theory lines (each only against the metric its theorem bounds), log-log. The
+    generator's theory lines start at the geometric mean of the fits at the smallest n, the
+    memoriser's at its own fit there."""
     panels = list(dict.fromkeys(p["panel"] for p in points))
     metrics = list(dict.fromkeys(p["metric"] for p in points))
     fig, axes = _grid(len(panels), len(metrics))
@@ -48,6 +60,7 @@ def plot_rates(fits: list[dict[str, Any]], points: list[dict[str, Any]], path: P
             ax = axes[i, j]
             series = list(dict.fromkeys(p["series"] for p in _rows(points, panel=panel,
                                                                    metric=metric)))
+            starts: list[float] = []
             anchor = None
             for k, name in enumerate(series):
                 color = colors[k % len(colors)]
@@ -62,6 +75,7 @@ def plot_rates(fits: list[dict[str, Any]], points: list[dict[str, Any]], path: P
                     ax.plot(grid, np.exp(fit["intercept"]) * grid ** fit["slope"], color=color,
                             label=f"{name}: slope {fit['slope']:.3f} "
                                   f"[{fit['slope_low']:.3f}, {fit['slope_high']:.3f}]")
+                    starts.append(float(np.exp(fit["intercept"]) * grid[0] ** fit["slope"]))
                     anchor = anchor or (fit, grid)
                 if k == 0:
                     base = [p["baseline_mean"] for p in pts]
@@ -70,18 +84,18 @@ def plot_rates(fits: list[dict[str, Any]], points: list[dict[str, Any]], path: P
                     if "baseline_slope" in fit:
                         ax.plot(grid, np.exp(fit["baseline_intercept"]) * grid
                                 ** fit["baseline_slope"], "--", color="0.45",
-                                label=f"memoriser: slope {fit['baseline_slope']:.3f}")
+                                label=f"memoriser: slope {fit['baseline_slope']:.3f} "
+                                      f"[{fit['baseline_low']:.3f}, {fit['baseline_high']:.3f}]")
+                        _theory_lines(ax, fit, "memoriser theory: ", grid,
+                                      float(np.exp(fit["baseline_intercept"])
+                                            * grid[0] ** fit["baseline_slope"]), "0.45")
                     if math.isfinite(pts[0]["floor"]):
                         ax.axhline(pts[0]["floor"], color="0.7", lw=2, alpha=0.6,
                                    label=f"floor at the test size ({pts[0]['floor']:.3g})")
             if anchor is not None:
                 fit, grid = anchor
-                start = np.exp(fit["intercept"]) * grid[0] ** fit["slope"]
-                theory = [(k.removeprefix("theory: "), v) for k, v in fit.items()
-                          if k.startswith("theory: ")]
-                for (label, exponent), style in zip(theory, THEORY_STYLES, strict=False):
-                    ax.plot(grid, start * (grid / grid[0]) ** exponent, color="k", lw=1,
-                            ls=style, label=f"{label} = {exponent:.3f} (d={fit['dim']:g})")
+                _theory_lines(ax, fit, "theory: ", grid, float(np.exp(np.mean(np.log(starts)))),
+                              "k")
             ax.set_xscale("log")
             ax.set_yscale("log")
             _tick_at(ax, sorted({p["n"] for p in points}))

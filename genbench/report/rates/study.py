@@ -5,14 +5,17 @@ A sweep of ``experiment=rates`` (``dataset.n_train x seed``) or ``experiment=lat
 the jobs by everything that varies except the swept axis and the seed, and writes to
 ``SWEEP_DIR/rates/`` (or ``--out``):
 
-- sample-size mode (``--x n_train``): for each group and metric (``data_w2``, ``data_tv`` by
-  default) the mean and spread over seeds at each ``n`` (``rates_points.csv``), the fitted
-  log-log slope with its confidence interval beside the slope of the *memoriser* (the
-  training sample scored as if generated: ``empirical_*``, the floor's own decay in ``n``),
-  the fixed floor at the test size, the ratio at the largest ``n`` (near 1 the fit is
-  floor-limited) and the theory's exponents (``rates.csv``, ``rates.md``), and the figure
-  ``rates.png``: points per seed, mean and spread per ``n``, fitted lines, theory lines
-  anchored at the fit's first point, the floor;
+- sample-size mode (``--x n_train``): for each group and metric (``data_w2``, ``data_w1``,
+  ``data_tv`` by default) the mean and spread over seeds at each ``n``
+  (``rates_points.csv``); the fitted log-log slope with its confidence interval beside the
+  slope of the *memoriser* (the training sample scored as if generated: ``empirical_*``);
+  the fixed floor at the test size; the ratio at the largest ``n`` (near 1 the fit is
+  floor-limited); the generator's theory exponents (Oko et al.: TV against TV, W1 against
+  W1, none against W2) and the memoriser's (Fournier-Guillin, W1 and W2), each with its
+  source in :mod:`genbench.report.rates.fit` (``rates.csv``, ``rates.md``); and the figure
+  ``rates.png``: mean and spread per ``n``, fitted lines, theory lines, the floor;
+- dimension mode (``--x dims``, :mod:`genbench.report.rates.dims`): latent and end-to-end
+  W2 against n at fixed d* for several D and at fixed D for several d*;
 - latent-dimension mode (``--x latent_dim``): the end-to-end decomposition against ``d*``:
   data W2 (end to end), reconstruction W2, latent W2 over its floor (``rates_latent_dim.*``).
 
@@ -34,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from genbench.core.storage import atomic_csv_write
-from genbench.report.rates.fit import fit_power_law, theory_exponents
+from genbench.report.rates.fit import fit_power_law, memoriser_exponents, theory_exponents
 from genbench.sweep.jobs import as_number, load_jobs
 
 __all__ = ["X_KEYS", "analyse", "main", "rate_rows"]
@@ -47,16 +50,23 @@ DECOMPOSITION = ("data_w2", "recon_w2", "data_w2_floor", "data_w2_ratio", "laten
 
 def _groups(jobs: list[Any], x_param: str) -> dict[tuple[str, str], list[Any]]:
     """Jobs keyed by (panel, series): panel = data set + varying non-solver settings,
-    series = solver + varying solver settings; the swept axis and the seed are left out."""
-    keys = set().union(*(j.params for j in jobs))
-    varying = sorted(k for k in keys
-                     if k != x_param and len({repr(j.params.get(k)) for j in jobs}) > 1)
+    series = solver + the solver settings that vary among that solver's jobs (each solver has
+    its own keys); the swept axis and the seed are left out."""
+    def varying(group: list[Any], solver_keys: bool) -> list[str]:
+        keys = {k for j in group for k in j.params if k.startswith("solver.") == solver_keys}
+        return sorted(k for k in keys
+                      if k != x_param and len({repr(j.params.get(k)) for j in group}) > 1)
+
+    shared = varying(jobs, solver_keys=False)
+    by_solver: dict[str, list[Any]] = defaultdict(list)
+    for job in jobs:
+        by_solver[job.solver].append(job)
+    own = {name: varying(group, solver_keys=True) for name, group in by_solver.items()}
     out: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for job in jobs:
-        panel = ", ".join([job.dataset] + [f"{k}={job.params.get(k)}" for k in varying
-                                           if not k.startswith("solver.")])
+        panel = ", ".join([job.dataset] + [f"{k}={job.params.get(k)}" for k in shared])
         series = ", ".join([job.solver] + [f"{k.removeprefix('solver.')}={job.params.get(k)}"
-                                           for k in varying if k.startswith("solver.")])
+                                           for k in own[job.solver]])
         out[panel, series].append(job)
     return dict(out)
 
@@ -106,6 +116,8 @@ def rate_rows(jobs: list[Any], metrics: Sequence[str], *, smoothness: float = 2.
                     row |= {"baseline_slope": base.slope, "baseline_low": base.slope_low,
                             "baseline_high": base.slope_high,
                             "baseline_intercept": base.intercept}
+                    row |= {f"memoriser theory: {k}": v
+                            for k, v in memoriser_exponents(metric, dim).items()}
                 except ValueError as err:
                     log.warning("%s / %s: no baseline fit: %s", panel, baseline_key, err)
             row |= {f"theory: {k}": v for k, v in theory_exponents(metric, dim, smoothness).items()}
@@ -150,23 +162,29 @@ def _rates_markdown(fits: list[dict[str, Any]], confidence: float) -> str:
               else r.get("error", ""))
         base = (f"{r['baseline_slope']:.3f} [{r['baseline_low']:.3f}, {r['baseline_high']:.3f}]"
                 if "baseline_slope" in r else "")
-        theory = "; ".join(f"{k.removeprefix('theory: ').split(' ')[0]} {v:.3f}"
+        theory = "; ".join(f"{k.removeprefix('theory: ')}: {v:.3f}"
                            for k, v in r.items() if k.startswith("theory: "))
+        memo = "; ".join(f"{k.removeprefix('memoriser theory: ')}: {v:.3f}"
+                         for k, v in r.items() if k.startswith("memoriser theory: "))
         table.append({"data set": r["panel"], "solver": r["series"], "metric": r["metric"],
                       "d": r["dim"], "slope": r.get("slope", math.nan),
                       f"{confidence:.0%} CI": ci, "memoriser slope": base,
-                      "floor": r["floor"], "ratio at max n": r.get("ratio_at_max_n", math.nan),
-                      "theory": theory})
+                      "memoriser theory": memo, "floor": r["floor"],
+                      "ratio at max n": r.get("ratio_at_max_n", math.nan),
+                      "theory (generator)": theory})
     columns = list(table[0]) if table else []
     return ("# Sample-size rates\n\nLog-log slope of each metric against the number of "
             "training samples n (all seeds), beside the memoriser's (the training sample "
-            "scored as if generated) and the theory's exponents. A ratio at the largest n "
+            "scored as if generated) and the theory's exponents: Oko et al. (ICML 2023) for "
+            "the generator, TV against TV and W1 against W1 (none against W2); "
+            "Fournier-Guillin (PTRF 2015, Thm 1) for the memoriser. Sources and assumptions: "
+            "genbench/report/rates/fit.py and docs/rates.md. A ratio at the largest n "
             "near 1 means the metric has reached its floor and the fit flattens.\n\n"
             + _markdown_table(table, columns) + "\n")
 
 
 def analyse(sweep_dir: str | Path, out_dir: str | Path | None = None, *, x: str = "auto",
-            metrics: Sequence[str] = ("data_w2", "data_tv"), smoothness: float = 2.0,
+            metrics: Sequence[str] = ("data_w2", "data_w1", "data_tv"), smoothness: float = 2.0,
             confidence: float = 0.95) -> dict[str, Path]:
     """Read the sweep, write the tables and the figure; returns ``{name: path}``."""
 
@@ -207,19 +225,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genbench-rates", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", help="the sweep folder (hydra.sweep.dir)")
     parser.add_argument("--out", default=None, help="output folder (default SWEEP_DIR/rates)")
-    parser.add_argument("--x", default="auto", choices=["auto", *X_KEYS],
-                        help="the swept axis (default: whichever the sweep varies)")
-    parser.add_argument("--metrics", default="data_w2,data_tv",
-                        help="comma-separated metric keys to fit (default data_w2,data_tv)")
+    parser.add_argument("--x", default="auto", choices=["auto", *X_KEYS, "dims"],
+                        help="the swept axis (default: whichever the sweep varies); dims: the "
+                             "d* / D study of experiment=dims")
+    parser.add_argument("--metrics", default="data_w2,data_w1,data_tv",
+                        help="comma-separated metric keys to fit (default "
+                             "data_w2,data_w1,data_tv)")
     parser.add_argument("--smoothness", type=float, default=2.0,
                         help="the smoothness s in the theory's exponents (default 2)")
     parser.add_argument("--confidence", type=float, default=0.95)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        paths = analyse(args.sweep_dir, args.out, x=args.x,
-                        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
-                        smoothness=args.smoothness, confidence=args.confidence)
+        if args.x == "dims":
+            from genbench.report.rates.dims import analyse_dims
+
+            paths = analyse_dims(args.sweep_dir, args.out)
+        else:
+            paths = analyse(args.sweep_dir, args.out, x=args.x,
+                            metrics=[m.strip() for m in args.metrics.split(",")
+                                     if m.strip()],
+                            smoothness=args.smoothness, confidence=args.confidence)
     except (FileNotFoundError, ValueError) as err:
         print(f"genbench-rates: {err}", file=sys.stderr)
         return 2
