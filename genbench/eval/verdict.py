@@ -66,7 +66,7 @@ from genbench.eval.stats import (
 if TYPE_CHECKING:
     from genbench.data import DataSplits
 
-__all__ = ["HEADLINES", "TESTED", "headline_for", "reference_draws", "sample_scores",
+__all__ = ["HEADLINES", "TESTED", "describe", "headline_for", "reference_draws", "sample_scores",
            "verdict"]
 
 log = logging.getLogger(__name__)
@@ -288,3 +288,43 @@ def _headline(out: dict[str, Any], dim: int, cfg: EvalConfig,
     return {"headline": key, "headline_value": out["data_mmd2"],
             "headline_low": out.get("data_mmd2_low"), "headline_high": out.get("data_mmd2_high"),
             "headline_reference": f.mean, "headline_noise_sd": f.sd}
+
+
+def _fmt_interval(m: dict[str, Any], key: str) -> str | None:
+    value = m.get(key)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    low, high = m.get(f"{key}_low"), m.get(f"{key}_high")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        return f"{value:.4g} [{low:.4g}, {high:.4g}]"
+    return f"{value:.4g}"
+
+
+def describe(m: dict[str, Any]) -> list[str]:
+    """One job's verdict as short lines (console table, wandb summary); empty without it."""
+    if m.get("headline") is None:
+        return []
+    conf = "95%"
+    head = m["headline"]
+    value = m.get("headline_value")
+    low, high = m.get("headline_low"), m.get("headline_high")
+    ref = m.get("headline_reference")
+    text = f"{head} {value:.4g}" if isinstance(value, (int, float)) else f"{head} -"
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        text += f" [{low:.4g}, {high:.4g}] ({conf}; an exact draw scores {ref:.4g})"
+    p = m.get("worse_than_reference_p")
+    worse = "yes" if m.get("worse_than_reference") else "no"
+    lines = [f"headline {text}",
+             f"worse than an exact reference draw? {worse} (rank p = {p:.3g}, "
+             f"{m.get('floor_draws')} floor draws)" if isinstance(p, (int, float)) else ""]
+    extra = [(label, _fmt_interval(m, key)) for label, key in (
+        ("W2/floor", "data_w2_ratio"), ("MMD^2", "data_mmd2"), ("precision", "data_precision"),
+        ("recall", "data_recall"), ("coverage", "data_coverage"),
+        ("cross-entropy", "cross_entropy"))]
+    lines.append(" | ".join(f"{label} {v}" for label, v in extra if v is not None))
+    if m.get("target_entropy") is not None:
+        lines[-1] += f" (H(p) ~ {m['target_entropy']:.4g})"
+    if m.get("modes_found") is not None:
+        lines.append(f"modes found {m['modes_found']:.0f}/{m.get('n_modes', 0):.0f}, "
+                     f"mode-weight error {_fmt_interval(m, 'mode_weight_error')}")
+    return [line for line in lines if line]
