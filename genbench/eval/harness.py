@@ -22,6 +22,11 @@ Keys of one result (``{space}`` is ``data`` or ``latent``):
 - ``empirical_w2``, ``empirical_tv`` (``empirical_baseline``): the training sample itself
   scored like a generator: the error of a memoriser, the rate study's baseline.
 - ``eval_seconds`` and ``eval_seconds_by_metric``.
+- With ``floor_draws`` > 0 (the default, 49): the W2 and MMD floors become the mean over that
+  many reference draws, every headline score gets an interval, and the calibrated
+  ``worse_than_reference`` verdict, precision/recall/density/coverage, the unbiased MMD^2,
+  the cross-entropy and mode report, and the ``headline`` are added
+  (:mod:`genbench.eval.verdict`, docs/verdicts.md).
 
 Floors depend only on the target: they are cached on disk (``cache_dir/floors``) by the
 content of the two samples and the estimator's settings.
