@@ -175,14 +175,12 @@ def _floor_draws(splits: DataSplits, cfg: EvalConfig, bandwidth: float,
         rows: list[dict[str, float]] = []
         progress = bar(cfg.floor_draws, desc="floor draws", unit="draw")
         for ref in reference_draws(splits, cfg.floor_draws):
-            # Scores only: no graph through the encoder.
-            torch.set_grad_enabled(False)
-            row, _ = sample_scores(ref, test, splits, cfg, bandwidth)
-            if latent is not None:
-                encode, z_test = latent
-                row["latent_w2"] = w2(encode(ref.to(z_test.device)), z_test,
-                                      **w2_settings(cfg))[0]
-            torch.set_grad_enabled(True)
+            with torch.no_grad():  # scores only: no graph through the encoder
+                row, _ = sample_scores(ref, test, splits, cfg, bandwidth)
+                if latent is not None:
+                    encode, z_test = latent
+                    row["latent_w2"] = w2(encode(ref.to(z_test.device)), z_test,
+                                          **w2_settings(cfg))[0]
             rows.append(row)
             progress.update(1)
         progress.close()
