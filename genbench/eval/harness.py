@@ -142,7 +142,7 @@ class Evaluation:
         """Floors over ``floor_draws`` reference draws, intervals, the calibrated verdict and
         the headline (:mod:`genbench.eval.verdict`); replaces the one-draw W2 and MMD floors."""
         return verdict(x_gen, splits, self.cfg, self.cache_dir, w2_value=out["data_w2"],
-                       latent=(ae.encode, z_test, out["latent_w2"]))
+                       latent=(ae.encode, z_test, out["latent_w2"], out["latent_mmd"]))
 
     def _reconstruction(self, x_recon: Tensor, x_test: Tensor, floor: float) -> dict[str, Any]:
         value, method = w2(x_recon, x_test, **w2_settings(self.cfg))

@@ -130,6 +130,15 @@ def _mmd2_both(x: Tensor, y: Tensor, bandwidth: float) -> tuple[float, float]:
     return u, v
 
 
+def _mmd_v(z: Tensor, z_test: Tensor, cfg: EvalConfig) -> float:
+    """The V-statistic MMD of the harness's latent score (median bandwidth of ``z_test``)."""
+    z, z_test = z.detach().cpu().double(), z_test.detach().cpu().double()
+    bandwidth = median_bandwidth(z_test, seed=cfg.seed)
+    _, v = _mmd2_both(_subsample(z, cfg.mmd_max_n, cfg.seed),
+                      _subsample(z_test, cfg.mmd_max_n, cfg.seed), bandwidth)
+    return math.sqrt(max(v, 0.0))
+
+
 def sample_scores(x: Tensor, test: Tensor, splits: DataSplits, cfg: EvalConfig,
                   bandwidth: float, *, w2_value: float | None = None
                   ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -165,7 +174,8 @@ def _floor_draws(splits: DataSplits, cfg: EvalConfig, bandwidth: float,
     finite = splits.sampler is None
     reference = torch.cat([splits.reference, splits.train]) if finite else splits.reference
     settings = {"draws": cfg.floor_draws, "k": cfg.prdc_k, "bandwidth": bandwidth,
-                "mmd_max_n": cfg.mmd_max_n, "finite": finite, "latent": latent is not None,
+                "mmd_max_n": cfg.mmd_max_n, "finite": finite,
+                "latent": None if latent is None else ["w2", "mmd"],
                 "log_prob": splits.log_prob is not None, "mixture": splits.mixture is not None,
                 **w2_settings(cfg)}
     test = splits.test
@@ -179,8 +189,9 @@ def _floor_draws(splits: DataSplits, cfg: EvalConfig, bandwidth: float,
                 row, _ = sample_scores(ref, test, splits, cfg, bandwidth)
                 if latent is not None:
                     encode, z_test = latent
-                    row["latent_w2"] = w2(encode(ref.to(z_test.device)), z_test,
-                                          **w2_settings(cfg))[0]
+                    z_ref = encode(ref.to(z_test.device))
+                    row["latent_w2"] = w2(z_ref, z_test, **w2_settings(cfg))[0]
+                    row["latent_mmd"] = _mmd_v(z_ref, z_test, cfg)
             rows.append(row)
             progress.update(1)
         progress.close()
@@ -220,10 +231,11 @@ def _ratio_keys(key: str, value: float, draws: list[float], confidence: float
 
 def verdict(x_gen: Tensor, splits: DataSplits, cfg: EvalConfig,
             cache_dir: str | Path | None = None, *, w2_value: float | None = None,
-            latent: tuple[Any, Tensor, float] | None = None) -> dict[str, Any]:
+            latent: tuple[Any, Tensor, float, float] | None = None) -> dict[str, Any]:
     """The job's scores with intervals, their floors over ``R`` draws, the calibrated verdict.
 
-    ``latent``: ``(encode, z_test, latent_w2)`` to give the latent W2 its floor draws too
+    ``latent``: ``(encode, z_test, latent_w2, latent_mmd)`` to give the latent W2 and MMD
+    their floor draws too
     (not recomputed where the codec is the identity: the data draws are the latent ones).
     """
     if cfg.floor_draws < 3:
@@ -240,8 +252,9 @@ def verdict(x_gen: Tensor, splits: DataSplits, cfg: EvalConfig,
     out |= _ratio_keys("data_w2", job["data_w2"], draws["data_w2"], conf)
     out |= _ratio_keys("data_mmd", job["data_mmd"], draws["data_mmd"], conf)
     if latent is not None:
-        z_draws = draws["data_w2"] if same else draws["latent_w2"]
-        out |= _ratio_keys("latent_w2", latent[2], z_draws, conf)
+        for i, name in ((2, "w2"), (3, "mmd")):
+            z_draws = draws[f"data_{name}"] if same else draws[f"latent_{name}"]
+            out |= _ratio_keys(f"latent_{name}", latent[i], z_draws, conf)
     for key, value in job.items():
         if key in ("data_w2", "data_mmd", "modes_found", "n_modes") or key not in draws:
             continue
