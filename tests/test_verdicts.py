@@ -188,3 +188,10 @@ def test_console_table_shows_the_headline_interval_and_the_verdict(gmm, tmp_path
     assert "headline data_w2_ratio" in text and "worse than an exact reference draw? no" in text
     assert f"[{m['data_w2_ratio_low']:.4g}, {m['data_w2_ratio_high']:.4g}]" in text
     assert describe({}) == [] and not math.isnan(m["worse_than_reference_p"])
+
+
+def test_no_verdict_when_the_sample_size_differs_from_n_test(gmm, tmp_path):
+    out = verdict(_exact(gmm, 100, 4), gmm, EvalConfig(floor_draws=5, bootstrap=100), tmp_path)
+    assert out["worse_than_reference"] is None and out["worse_than_reference_p"] is None
+    assert "n_test" in out["verdict_error"]
+    assert any(line.startswith("no verdict") for line in describe(out))

@@ -279,6 +279,11 @@ def verdict(x_gen: Tensor, splits: DataSplits, cfg: EvalConfig,
     p, names = _worse_p(job, draws)
     out |= {"floor_draws": cfg.floor_draws, "worse_than_reference_p": p,
             "worse_than_reference": bool(p <= cfg.verdict_alpha), "verdict_scores": names}
+    if len(x_gen) != len(test):
+        # The rank test compares like with like: n_test-point draws against an n_test sample.
+        out |= {"worse_than_reference_p": None, "worse_than_reference": None,
+                "verdict_error": f"{len(x_gen)} generated points against {len(test)} test "
+                                 "points: the verdict needs as many as n_test"}
     if cfg.mmd_permutations:
         out["data_mmd2_perm_p"] = mmd_test(x_gen, test, bandwidth=bandwidth,
                                            n_perm=cfg.mmd_permutations, max_n=cfg.mmd_max_n,
@@ -325,6 +330,8 @@ def describe(m: dict[str, Any]) -> list[str]:
         text += f" [{low:.4g}, {high:.4g}] ({conf}; an exact draw scores {ref:.4g})"
     p = m.get("worse_than_reference_p")
     worse = "yes" if m.get("worse_than_reference") else "no"
+    if m.get("verdict_error"):
+        return [f"headline {text}", f"no verdict: {m['verdict_error']}"]
     lines = [f"headline {text}",
              f"worse than an exact reference draw? {worse} (rank p = {p:.3g}, "
              f"{m.get('floor_draws')} floor draws)" if isinstance(p, (int, float)) else ""]
