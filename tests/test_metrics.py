@@ -253,7 +253,10 @@ def test_harness_scores_a_perfect_sampler_at_its_floor(tmp_path):
     assert out["data_tv_mc"] == pytest.approx(0.0, abs=1e-4)  # q = p exactly
     assert out["nll_space"] == "data" and out["nll"] == pytest.approx(out["nll_floor"], rel=1e-4)
     assert set(out["eval_seconds_by_metric"]) == {"w2", "w1", "tv", "mmd", "density",
-                                                  "empirical"}
+                                                  "empirical", "verdict"}
+    # The floor over reference draws: a perfect sampler's interval covers 1, no false alarm.
+    assert out["data_w2_ratio_low"] < 1 < out["data_w2_ratio_high"]
+    assert not out["worse_than_reference"] and out["headline"] == "data_mmd2"
 
 
 def test_harness_separates_a_wrong_sampler_and_caches_floors(tmp_path):
@@ -265,7 +268,8 @@ def test_harness_separates_a_wrong_sampler_and_caches_floors(tmp_path):
     assert out["data_w2_ratio"] > 3 and out["data_tv"] > 2 * out["data_tv_floor"]
     assert out["data_mmd_ratio"] > 3
     assert out["nll"] is None and out["data_tv_mc"] is None
-    assert len(list((tmp_path / "floors").glob("*.json"))) == 8  # w2, w1, tv, mmd x 2 spaces
+    assert len(list((tmp_path / "floors").glob("*.json"))) == 9  # w2, w1, tv, mmd x 2 spaces
+    assert len(list((tmp_path / "floors").glob("draws-*.json"))) == 1  # + the verdict's draws
     again = evaluate(x_gen=x_gen, z_gen=ae.encode(x_gen), splits=splits, ae=ae,
                      solver=NoDensity())
     assert again["data_tv_floor"] == out["data_tv_floor"]

@@ -156,6 +156,16 @@ class EvalConfig:
     # (tuning, experiment=tune: the test points are never read)
     split: str = "test"
     plot: bool = True  # write samples.png beside results.json
+    # Uncertainty and the calibrated verdict (genbench.eval.verdict, docs/verdicts.md).
+    # Independent reference draws behind each floor (fresh draws, or resplits of a finite
+    # set), cached per data set; 0: today's single floor draw, no intervals, no verdict.
+    floor_draws: int = 49
+    # "worse than the reference" when the rank p <= verdict_alpha (1/(R+1) = 0.02 at R = 49)
+    verdict_alpha: float = 0.02
+    prdc_k: int = 5  # neighbours of the precision/recall/density/coverage balls
+    mmd_permutations: int = 0  # > 0: also the MMD^2 permutation p-value (0.6-1.4 s per job)
+    headline: str = "auto"  # auto (mmd2 in <= 2-D, else w2_ratio) | w2_ratio | mmd2
+    bootstrap: int = 1000  # resamples of the bootstrap intervals of mean-type scores
 
     def __post_init__(self) -> None:
         if self.large_n_method not in ("auto", "sinkhorn", "sliced"):
@@ -180,6 +190,19 @@ class EvalConfig:
             raise ValueError(f"sinkhorn_reg must be positive, got {self.sinkhorn_reg}")
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must lie in (0, 1), got {self.confidence}")
+        if self.floor_draws != 0 and self.floor_draws < 3:
+            raise ValueError(f"floor_draws must be 0 (off) or >= 3, got {self.floor_draws}")
+        if not 0 < self.verdict_alpha < 1:
+            raise ValueError(f"verdict_alpha must lie in (0, 1), got {self.verdict_alpha}")
+        if self.prdc_k < 1 or self.mmd_permutations < 0 or self.bootstrap < 100:
+            raise ValueError("prdc_k must be >= 1, mmd_permutations >= 0 and bootstrap >= 100, "
+                             f"got {self.prdc_k}, {self.mmd_permutations}, {self.bootstrap}")
+        if self.mmd_permutations and self.mmd_permutations < 19:
+            raise ValueError(f"mmd_permutations must be 0 (off) or >= 19, "
+                             f"got {self.mmd_permutations}")
+        if self.headline not in ("auto", "w2_ratio", "mmd2"):
+            raise ValueError(f"headline must be 'auto', 'w2_ratio' or 'mmd2', "
+                             f"got {self.headline!r}")
 
 
 @dataclass

@@ -52,6 +52,8 @@ class DataSplits:
     reference: Tensor
     log_prob: Callable[[Tensor], Tensor] | None = None
     sampler: Callable[[int, np.random.Generator], np.ndarray] | None = None
+    # The target mixture where it is one (per-mode weights and modes found need it).
+    mixture: GaussianMixture | None = None
 
     @property
     def dim(self) -> int:
@@ -82,7 +84,7 @@ def build_dataset(config: Mapping[str, Any], seed: int) -> DataSplits:
     params = validate(family.params, config, what=f"dataset {name!r}")
     target = family.factory(params)
 
-    log_prob = None
+    log_prob, mixture = None, None
     if isinstance(target, np.ndarray):
         train, test, reference = _split_finite(target, base)
         sampler = None
@@ -92,13 +94,13 @@ def build_dataset(config: Mapping[str, Any], seed: int) -> DataSplits:
         test = sampler(base.n_test, _rng(name, base.eval_seed, 1))
         reference = sampler(base.n_test, _rng(name, base.eval_seed, 2))
         if isinstance(target, GaussianMixture):
-            log_prob = target.log_prob
+            log_prob, mixture = target.log_prob, target
 
     def as_tensor(a: np.ndarray) -> Tensor:
         return torch.as_tensor(a, dtype=torch.float32)
 
     return DataSplits(name, as_tensor(train), as_tensor(test), as_tensor(reference),
-                      log_prob=log_prob, sampler=sampler)
+                      log_prob=log_prob, sampler=sampler, mixture=mixture)
 
 
 def _split_finite(data: np.ndarray, base: DatasetConfig) -> tuple[np.ndarray, ...]:

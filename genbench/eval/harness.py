@@ -24,6 +24,11 @@ Keys of one result (``{space}`` is ``data`` or ``latent``):
 - ``empirical_w2``, ``empirical_w1``, ``empirical_tv`` (``empirical_baseline``): the training
   sample itself scored like a generator: the error of a memoriser, the rate study's baseline.
 - ``eval_seconds`` and ``eval_seconds_by_metric``.
+- With ``floor_draws`` > 0 (the default, 49): the W2 and MMD floors become the mean over that
+  many reference draws, every headline score gets an interval, and the calibrated
+  ``worse_than_reference`` verdict, precision/recall/density/coverage, the unbiased MMD^2,
+  the cross-entropy and mode report, and the ``headline`` are added
+  (:mod:`genbench.eval.verdict`, docs/verdicts.md).
 
 Floors depend only on the target: they are cached on disk (``cache_dir/floors``) by the
 content of the two samples and the estimator's settings.
@@ -60,6 +65,7 @@ from genbench.eval.floors import (
 from genbench.eval.metrics.tv import tv
 from genbench.eval.metrics.w1 import w1
 from genbench.eval.metrics.w2 import w2
+from genbench.eval.verdict import verdict
 
 if TYPE_CHECKING:
     from genbench.codecs import AutoEncoder
@@ -107,7 +113,7 @@ class Evaluation:
         out: dict[str, Any] = {}
         seconds: dict[str, float] = {}
         has_density = solver is not None and solver.has_density
-        phases = 9 + int(has_density) + int(cfg.empirical_baseline)
+        phases = 9 + int(has_density) + int(cfg.empirical_baseline) + int(cfg.floor_draws > 0)
         progress = bar(phases, desc="evaluate", unit="metric")
 
         def timed(name: str, compute: Callable[..., dict[str, Any]], *args: Any) -> None:
@@ -123,6 +129,8 @@ class Evaluation:
             timed("w1", w1_with_floor, gen, test, ref, cfg, space, cache)
             timed("tv", tv_with_floor, gen, test, ref, cfg, space, cache)
             timed("mmd", mmd_with_floor, gen, test, ref, cfg, space, cache)
+        if cfg.floor_draws:
+            timed("verdict", self._verdict, x_gen, splits, ae, z_test, out)
         timed("w2", self._reconstruction, ae.decode(z_test), x_test, out["data_w2_floor"])
         out |= {"nll": None, "nll_space": None, "nll_floor": None, "data_tv_mc": None,
                 "data_tv_mc_ci": None}
@@ -134,6 +142,13 @@ class Evaluation:
         out["eval_seconds_by_metric"] = seconds
         out["eval_seconds"] = time.perf_counter() - start
         return out
+
+    def _verdict(self, x_gen: Tensor, splits: DataSplits, ae: AutoEncoder, z_test: Tensor,
+                 out: dict[str, Any]) -> dict[str, Any]:
+        """Floors over ``floor_draws`` reference draws, intervals, the calibrated verdict and
+        the headline (:mod:`genbench.eval.verdict`); replaces the one-draw W2 and MMD floors."""
+        return verdict(x_gen, splits, self.cfg, self.cache_dir, w2_value=out["data_w2"],
+                       latent=(ae.encode, z_test, out["latent_w2"], out["latent_mmd"]))
 
     def _reconstruction(self, x_recon: Tensor, x_test: Tensor, floor: float) -> dict[str, Any]:
         value, method = w2(x_recon, x_test, **w2_settings(self.cfg))

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from genbench.report.verdicts import Call, call_ties
 from genbench.sweep.jobs import Job, as_number, load_jobs, scan_sweep
 
 __all__ = ["BUDGET_METRICS", "COLUMNS", "RANK_METRIC", "Entry", "Job", "Leaderboard", "load_jobs"]
@@ -55,6 +56,8 @@ class Entry:
     variant: str
     jobs: list[Job] = field(default_factory=list)
     rank: int | None = None
+    # Rank group, declared best, seed-mean interval and ladder flags (report.verdicts).
+    call: Call | None = None
 
     @property
     def label(self) -> str:
@@ -81,6 +84,7 @@ class Leaderboard:
     metric: str = RANK_METRIC
     unreadable: list[tuple[Path, str]] = field(default_factory=list)  # (results.json, why)
     duplicates: list[tuple[Path, Path]] = field(default_factory=list)  # (ignored, kept)
+    alpha: float = 0.05  # level of the rank groups (Holm over all pairs of a data set)
     entries: list[Entry] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +99,7 @@ class Leaderboard:
             rows.sort(key=lambda e: (score[id(e)], e.solver, e.variant))
             for rank, entry in enumerate(r for r in rows if math.isfinite(score[id(r)])):
                 entry.rank = rank + 1
+            self._call_ties(dataset, rows)
             self.entries += rows
 
     @classmethod
@@ -120,8 +125,33 @@ class Leaderboard:
         return [j for j in self.jobs if j.ok and j.rerun_error]
 
     def _score(self, entry: Entry) -> float:
-        mean = entry.mean_std(self.metric)[0]
+        mean = entry.mean_std(self.metric_for(entry.dataset))[0]
         return math.inf if math.isnan(mean) else mean
+
+    def metric_for(self, dataset: str) -> str:
+        """The ranking score of ``dataset``: the jobs' ``headline`` (chosen per kind of data
+        set by the harness) unless another metric was asked for; else ``RANK_METRIC``."""
+        if self.metric != RANK_METRIC:
+            return self.metric
+        names = {j.metrics.get("headline") for j in self.jobs if j.ok and j.dataset == dataset}
+        return names.pop() if len(names) == 1 and None not in names else self.metric
+
+    def _call_ties(self, dataset: str, rows: list[Entry]) -> None:
+        """Rank groups over the rows' seeds (paired tests, Holm) and the ladder's flags."""
+        metric = self.metric_for(dataset)
+        jobs = [j for e in rows for j in e.ok]
+        noise = [_noise_sd(j.metrics, metric) for j in jobs]
+        noise = [v for v in noise if math.isfinite(v)]
+        low, high = _interval_keys(metric)
+        calls = call_ties(
+            {e.label: {j.seed: as_number(j.metrics.get(metric)) for j in e.ok} for e in rows},
+            solvers={e.label: e.solver for e in rows},
+            noise_sd=float(np.median(noise)) if noise else 0.0, alpha=self.alpha,
+            job_intervals={e.label: (as_number(e.ok[0].metrics.get(low)),
+                                     as_number(e.ok[0].metrics.get(high)))
+                           for e in rows if len(e.ok) == 1})
+        for e in rows:
+            e.call = calls[e.label]
 
     @cached_property
     def datasets(self) -> list[str]:
@@ -178,6 +208,12 @@ class Leaderboard:
                                    "variant": e.variant, "n_ok": len(e.ok),
                                    "n_failed": len(e.jobs) - len(e.ok),
                                    "seeds": " ".join(str(j.seed) for j in e.ok)}
+            if e.call is not None:
+                row |= {"group": e.call.group, "best": e.call.best,
+                        "headline": self.metric_for(e.dataset), "score_mean": e.call.mean,
+                        "score_low": e.call.low, "score_high": e.call.high,
+                        "reference": e.call.reference,
+                        "not_better_than_gaussian": e.call.not_better_than_gaussian}
             for metric in self.metrics:
                 row[f"{metric}_mean"], row[f"{metric}_std"] = e.mean_std(metric)
             out.append(row)
@@ -190,3 +226,18 @@ class Leaderboard:
                  "variant": j.variant}
                 | {m: as_number(j.metrics.get(m)) for m in self.metrics} | {"error": j.error}
                 for j in self.jobs]
+
+
+def _interval_keys(metric: str) -> tuple[str, str]:
+    """Where a job keeps its own interval of ``metric`` (genbench.eval.verdict)."""
+    return f"{metric}_low", f"{metric}_high"
+
+
+def _noise_sd(metrics: dict[str, Any], metric: str) -> float:
+    """A score's draw-to-draw sd in its own units: the floor's sd over reference draws."""
+    if metrics.get("headline") == metric:
+        return as_number(metrics.get("headline_noise_sd"))
+    if metric.endswith("_ratio"):
+        base = metric[: -len("_ratio")]
+        return as_number(metrics.get(f"{base}_floor_sd")) / as_number(metrics.get(f"{base}_floor"))
+    return as_number(metrics.get(f"{metric}_floor_sd"))

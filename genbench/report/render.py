@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from genbench.core.storage import read_json
-from genbench.report.leaderboard import Leaderboard
+from genbench.report.leaderboard import Entry, Leaderboard
 from genbench.run.files import RESULTS_FILE
 
 __all__ = ["html_page", "markdown", "tables"]
@@ -25,20 +25,44 @@ def _stat_str(mean: float, std: float) -> str:
     return num(mean, 3) if math.isnan(std) or std == 0 else f"{num(mean, 3)} ± {num(std, 2)}"
 
 
+def _call_cells(e: Entry) -> list[str]:
+    """Group, the seed-mean with its interval, and the ladder's note of one row."""
+    c = e.call
+    if c is None:
+        return ["-", "-", ""]
+    if math.isnan(c.mean):
+        score = "-"
+    elif math.isnan(c.low):
+        score = f"{c.mean:.4g}"
+    else:
+        score = f"{c.mean:.4g} [{c.low:.4g}, {c.high:.4g}]"
+    note = ("reference (ladder)" if c.reference else
+            "not better than gaussian" if c.not_better_than_gaussian else "")
+    if c.best:
+        note = (note + "; " if note else "") + "best (significant)"
+    return [str(c.group) if c.group is not None else "-", score, note]
+
+
 def tables(board: Leaderboard) -> list[tuple[str, list[str], list[list[str]], int | None]]:
     """(title, header, rows, index of the best row) of each table of the report."""
     columns = board.columns()
     tables = []
     for dataset in board.datasets:
         rows = []
-        for e in (e for e in board.entries if e.dataset == dataset):
+        entries = [e for e in board.entries if e.dataset == dataset]
+        for e in entries:
             seeds = f"{len(e.ok)}/{len(e.jobs)}"
             rows.append([str(e.rank or "-"), e.label]
-                        + [_stat_str(*e.mean_std(m)) for _, m in columns] + [seeds])
-        header = ["rank", "solver"] + [name for name, _ in columns] + ["seeds ok"]
+                        + [_stat_str(*e.mean_std(m)) for _, m in columns] + [seeds]
+                        + _call_cells(e))
+        header = (["rank", "solver"] + [name for name, _ in columns] + ["seeds ok"]
+                  + ["group", f"{board.metric_for(dataset)} [95% CI]", "note"])
         unequal = board.unequal_budgets(dataset)
         title = f"{dataset} (unequal budgets: {', '.join(unequal)})" if unequal else dataset
-        tables.append((title, header, rows, 0 if rows and rows[0][0] == "1" else None))
+        # A best is marked only when it is significantly better than the next (rank groups).
+        best = next((i for i, e in enumerate(entries) if e.call is not None and e.call.best),
+                    None)
+        tables.append((title, header, rows, best))
     overall = board.overall()
     if len(board.datasets) > 1 and overall:
         rows = [[f"{r['mean_rank']:.2f}", f"{r['solver']} ({r['variant']})" if r["variant"]
@@ -52,7 +76,13 @@ def tables(board: Leaderboard) -> list[tuple[str, list[str], list[list[str]], in
 def markdown(board: Leaderboard, figures: dict[str, Path], out: Path) -> str:
     lines = [f"# genbench leaderboard: `{board.root}`", "",
              f"{board.counts()}. Ranked per data set by `{board.metric}` "
-             "(mean ± std over seeds; W2/floor = 1 is as close as a fresh target sample).", ""]
+             "(mean ± std over seeds; W2/floor = 1 is as close as a fresh target sample).",
+             "",
+             "Per data set the headline score (data_w2_ratio or data_mmd2) is shown as the mean "
+             "over seeds [95% interval]; solvers in one *group* are not distinguishable (paired "
+             f"tests by seed, Holm, alpha = {board.alpha}); a best is named only when "
+             "significantly better than the next; ladder rows are references "
+             "(docs/verdicts.md).", ""]
     for title, header, rows, _ in tables(board):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]

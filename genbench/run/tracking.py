@@ -166,6 +166,12 @@ class WandbTracker(Tracker):
         self.run.summary.update(scalars)
         # Method names ("exact", "sinkhorn") are strings: keep them beside the numbers.
         self.run.summary.update({k: v for k, v in metrics.items() if isinstance(v, str)})
+        # The headline with its interval and the verdict, as text (the _low/_high are above).
+        from genbench.eval.verdict import describe  # here: reading results needs no torch
+
+        if describe(metrics):
+            self.run.summary["verdict"] = "; ".join(describe(metrics))
+            self.run.summary["worse_than_reference"] = bool(metrics.get("worse_than_reference"))
 
     @_never_raises
     def log_artifacts(self) -> None:

@@ -257,9 +257,16 @@ def _summary(board: Any, html: Path) -> str:
     lines = [f"[genbench] sweep done: {board.counts()}"]
     for dataset in board.datasets:
         best = next((e for e in board.entries if e.dataset == dataset and e.rank == 1), None)
-        if best is not None:
-            mean = best.mean_std(board.metric)[0]
+        top = [e.label for e in board.entries if e.dataset == dataset and e.call is not None
+               and e.call.group == 1]
+        if best is not None and best.call is not None and not best.call.best and len(top) > 1:
+            # No best unless significantly better than the next (docs/verdicts.md).
+            lines.append(f"[genbench]   no significant best on {dataset}: tied on top: "
+                         f"{', '.join(top)}")
+        elif best is not None:
+            metric = board.metric_for(dataset)
+            mean = best.mean_std(metric)[0]
             lines.append(f"[genbench]   best on {dataset}: {best.label} "
-                         f"({board.metric} {mean:.3g})")
+                         f"({metric} {mean:.3g})")
     lines.append(f"[genbench] leaderboard: {html}")
     return "\n".join(lines)

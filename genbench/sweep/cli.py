@@ -19,6 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from genbench.core.config import ConfigError, check_name
+from genbench.eval.verdict import describe
 from genbench.run.pipeline import run
 from genbench.sweep.schemas import CONFIG_PATH, check_overrides, register_schemas
 from genbench.sweep.tune import is_tuning, objective
@@ -55,6 +56,7 @@ def format_result(result: dict[str, Any]) -> str:
         target = m.get("nll_floor")
         target = f"{target:.3f}" if target is not None else "unknown"
         lines.append(f"  NLL {m['nll']:.3f} ({m.get('nll_space')} space; target's own {target})")
+    lines += [f"  {line}" for line in describe(m)]
     lines.append(f"  recon W2 {m['recon_w2']:.4f} | NFE {m['nfe']} | "
                  f"train {m['train_seconds']:.1f}s | sample {m['sample_seconds']:.2f}s | "
                  f"eval {m.get('eval_seconds', float('nan')):.1f}s")
