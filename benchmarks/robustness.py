@@ -103,7 +103,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "train_s": statistics.mean(r["train_seconds"] for r in ok),
                     "pass": statistics.mean(ratios) <= BAR,
                 }
-                if all("nll" in r for r in ok):
+                if all(r.get("nll") is not None for r in ok):
                     cell["nll"] = statistics.mean(r["nll"] for r in ok)
             table.append(cell)
     return table
