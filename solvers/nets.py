@@ -52,6 +52,14 @@ class TimeMLP(nn.Module):
             width = hidden
         layers.append(nn.Linear(width, dim))
         self.layers = nn.Sequential(*layers)
+        # The first layer reads x (dim columns) beside n_features time features, so PyTorch's
+        # default init (bound 1/sqrt(dim + n_features)) leaves x ~4x too faint in 2-D: the
+        # net starts nearly linear in x, and on standardised latents whose target has no
+        # linear part (circles: radial) it stays at that saddle (cfm on circles learned
+        # nothing in 4,000 steps, W2/floor 4.6). Init the x columns as a layer reading x
+        # alone would be (bound 1/sqrt(dim)); measured in benchmarks/results/robustness.md.
+        with torch.no_grad():
+            self.layers[0].weight[:, :dim] *= math.sqrt((dim + self.embed.n_features) / dim)
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         if not isinstance(t, Tensor):
