@@ -3,8 +3,7 @@ sweep callback (launcher hints included) and the loading of a sweep's finished j
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from genbench.core.lazy import lazy_exports
 
 _EXPORTS = {
     "IDENTITY_KEYS": "genbench.sweep.jobs",
@@ -25,14 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy re-exports (PEP 562): importing one light module of this package (for example
-    # from the report) does not load torch through its siblings.
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
