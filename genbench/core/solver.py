@@ -35,7 +35,7 @@ from genbench.core.config import validate
 from genbench.core.errors import CapabilityError, DataError, DivergenceError, UnknownNameError
 from genbench.core.registry import Registry
 from genbench.core.storage import atomic_write
-from genbench.core.training import make_ema, train
+from genbench.core.training import TrainCallback, make_ema, train
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -54,7 +54,6 @@ __all__ = [
     "reload_plugins",
 ]
 
-TrainCallback = Callable[[int, dict[str, float]], None]
 UnknownSolverError = UnknownNameError
 ENTRY_POINT_GROUP = "genbench.solvers"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -20,10 +20,31 @@ from torch import Tensor, nn
 from genbench.core.errors import DivergenceError
 from genbench.core.progress import bar as progress_bar
 
-if TYPE_CHECKING:
-    from genbench.core.solver import Solver, SolverConfig, TrainCallback
+TrainCallback = Callable[[int, dict[str, float]], None]
 
-__all__ = ["EMA", "make_ema", "make_optimizer", "random_minibatches", "train"]
+
+class Trainable(Protocol):
+    """What the loop needs of a solver (:class:`genbench.core.solver.Solver` is one); a
+    protocol, so this module does not import the contract that imports it."""
+
+    config: Any  # a SolverConfig
+    name: str
+    ema: Any
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def loss(self, z: Tensor) -> Tensor: ...
+
+    def trainable_module(self) -> nn.Module: ...
+
+    def minibatches(self, z: Tensor, batch: int, steps: int) -> Iterator[Tensor]: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+
+__all__ = ["EMA", "TrainCallback", "Trainable", "make_ema", "make_optimizer",
+           "random_minibatches", "train"]
 
 
 def random_minibatches(z: Tensor, batch: int, steps: int) -> Iterator[Tensor]:
@@ -34,7 +55,7 @@ def random_minibatches(z: Tensor, batch: int, steps: int) -> Iterator[Tensor]:
 
 
 def make_optimizer(
-    params: Any, config: SolverConfig, steps: int
+    params: Any, config: Any, steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """AdamW and its schedule (warm-up, then constant or cosine down to 5% of ``lr``)."""
     params = list(params)
@@ -103,7 +124,7 @@ def make_ema(module: nn.Module, decay: float) -> EMA:
 
 
 def train(
-    solver: Solver,
+    solver: Trainable,
     z: Tensor,
     *,
     steps: int,
@@ -142,7 +163,7 @@ def train(
     }
 
 
-def _loop(solver: Solver, module: nn.Module, batches: Iterator[Tensor],
+def _loop(solver: Trainable, module: nn.Module, batches: Iterator[Tensor],
           opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, steps: int,
           curve: list[list[float]], callback: TrainCallback | None, bar: Any) -> None:
     cfg = solver.config

@@ -12,7 +12,7 @@ _EXPORTS = {
     "load_jobs": "genbench.sweep.jobs",
     "LAUNCHER_PLUGINS": "genbench.sweep.callback",
     "SweepCallback": "genbench.sweep.callback",
-    "job_line": "genbench.sweep.callback",
+    "job_line": "genbench.sweep.lines",
     "missing_launcher_hint": "genbench.sweep.callback",
     "sweep_id": "genbench.sweep.callback",
     "CONFIG_PATH": "genbench.sweep.schemas",

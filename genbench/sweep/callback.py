@@ -42,6 +42,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from genbench.run.tracking import SWEEP_ID_ENV
+from genbench.sweep.lines import job_line
 from genbench.sweep.progress import advance_sweep_bar, close_sweep_bar, open_sweep_bar
 
 __all__ = ["LAUNCHER_PLUGINS", "SweepCallback", "failed_jobs", "job_line", "missing_launcher_hint",
@@ -91,25 +92,6 @@ def sweep_id(sweep_dir: str | Path) -> str:
 def _is_multirun(config: DictConfig) -> bool:
     mode = OmegaConf.select(config, "hydra.mode")
     return getattr(mode, "name", mode) == RunMode.MULTIRUN.name
-
-
-def job_line(result: dict[str, Any], number: Any = None) -> str:
-    """One line: a finished job's status and headline numbers."""
-    name = f"{result.get('solver')}-{result.get('dataset')}-s{result.get('seed')}"
-    head = f"job {number}: " if number is not None else ""
-    if result.get("skipped"):
-        return f"{head}skipped {name} (result exists)"
-    if result.get("status") != "ok":
-        return f"{head}FAILED {name}: {result.get('error_type')}: {result.get('error')}"
-    m = result.get("metrics", {})
-
-    def num(key: str, fmt: str) -> str:
-        value = m.get(key)
-        return format(value, fmt) if isinstance(value, (int, float)) else "-"
-
-    return (f"{head}ok {name}: W2/floor {num('data_w2_ratio', '.3g')} "
-            f"(W2 {num('data_w2', '.4g')}, floor {num('data_w2_floor', '.4g')}) | "
-            f"NFE {num('nfe', 'g')} | train {num('train_seconds', '.1f')} s")
 
 
 # (failed, finished) jobs of the last multirun in this process; the CLI exits 1 on failures.

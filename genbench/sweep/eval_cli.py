@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (ConfigError, DataError, FileNotFoundError, ValueError, HydraException) as err:
         print(f"genbench-eval: error: {err}", file=sys.stderr)
         sys.exit(2)
-    from genbench.sweep.callback import job_line
+    from genbench.sweep.lines import job_line
 
     for result in results:
         print(job_line(result), flush=True)

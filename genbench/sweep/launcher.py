@@ -173,7 +173,7 @@ def _dead_job(idx: int, overrides: list[str], markers: str, err: BaseException,
               sweep_dir: Path) -> JobReturn:
     """Record job ``idx``, whose worker died, as a failed job in its folder."""
     from genbench.run.pipeline import write_result
-    from genbench.sweep.callback import job_line
+    from genbench.sweep.lines import job_line
 
     marker = Path(markers, f"{idx}.json")
     note = json.loads(marker.read_text()) if marker.exists() else {}

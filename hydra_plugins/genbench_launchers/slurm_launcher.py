@@ -115,7 +115,7 @@ class SlurmLauncher(_Base):
         # genbench is imported here, not at Hydra's plugin scan
         from genbench.core.storage import atomic_json_dump, read_json
         from genbench.run.files import RESULTS_FILE
-        from genbench.sweep.callback import job_line
+        from genbench.sweep.lines import job_line
 
         assert self.config is not None and self.hydra_context is not None
         sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config,
