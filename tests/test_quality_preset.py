@@ -28,15 +28,16 @@ def _sweep_params() -> dict[str, list[str]]:
     return {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
 
 
-def test_preset_composes_into_the_45_job_sweep():
+def test_preset_composes_into_the_72_job_sweep_with_the_ladder():
     params = _sweep_params()
-    assert params == {"solver": quality.SOLVERS, "dataset": quality.DATASETS,
+    assert params == {"solver": quality.SOLVERS + quality.LADDER, "dataset": quality.DATASETS,
                       "seed": [str(s) for s in quality.SEEDS]}
-    assert len(list(itertools.product(*params.values()))) == 45
-    assert set(quality.SOLVERS) <= set(list_solvers())
+    assert len(list(itertools.product(*params.values()))) == 72
+    assert set(quality.SOLVERS + quality.LADDER) <= set(list_solvers())
+    assert quality.LADDER == ["collapse", "gaussian", "memoriser"]
 
 
-@pytest.mark.parametrize("solver", quality.SOLVERS)
+@pytest.mark.parametrize("solver", quality.SOLVERS + quality.LADDER)
 def test_each_solver_of_the_preset_composes_at_its_defaults(solver):
     rc = compose_run_config(["experiment=quality", f"solver={solver}", "dataset=checkerboard",
                              "seed=2"])
@@ -93,6 +94,15 @@ def test_tables_from_a_fake_sweep_folder(tmp_path):
     results = tmp_path / "results"
     text = quality.write_tables(rows, nfe, {"command": "test", "date": "today"}, results)
     assert "| moons | ddpm **best** | 3 |" in text and "3.00 ± 0.00 ✗" in text
+    # Ladder rows are references: a memoriser below every solver is not the best, and a
+    # collapse far above the bar is not flagged.
+    ladder = [_result("memoriser", "moons", 0, 0.9), _result("collapse", "moons", 0, 15.0)]
+    for r in ladder:
+        _write(sweep / quality.job_folder(r["solver"], "moons", 0), r)
+    rows_ladder, _ = quality.collect(sweep)
+    text = quality.write_tables(rows_ladder, [], None, tmp_path / "ladder")
+    assert "| moons | memoriser (reference) | 1 |" in text and "| moons | ddpm **best** |" in text
+    assert "| moons | collapse (reference) | 1 |" in text and "15.00 ± 0.00 |" in text
     saved = json.loads((results / "quality.json").read_text())
     assert len(saved["runs"]) == 5 and len(saved["nfe_sweep"]) == 2
     # a second run of one seed replaces that row only

@@ -195,3 +195,68 @@ def test_no_verdict_when_the_sample_size_differs_from_n_test(gmm, tmp_path):
     assert out["worse_than_reference"] is None and out["worse_than_reference_p"] is None
     assert "n_test" in out["verdict_error"]
     assert any(line.startswith("no verdict") for line in describe(out))
+
+
+def _ladder_ranks(n_datasets: int, extra: dict[str, int] | None = None) -> dict:
+    """A always 1st, B and C alternating 2nd/3rd, D always 4th, on ``n_datasets`` sets."""
+    ranks: dict[str, dict[str, float]] = {k: {} for k in "ABCD"}
+    for d in range(n_datasets):
+        for name, rank in zip("ABCD", (1, 2 + d % 2, 3 - d % 2, 4), strict=True):
+            ranks[name][f"set{d}"] = rank
+    return ranks
+
+
+def _holm_oracle(ranks: dict, k: int, n: int) -> dict[tuple[str, str], float]:
+    """Demšar's z and Holm's adjustment written out independently (normal tail by erfc)."""
+    means = {name: sum(r.values()) / n for name, r in ranks.items()}
+    se = math.sqrt(k * (k + 1) / (6 * n))
+    names = sorted(ranks)
+    raw = {(a, b): math.erfc(abs(means[a] - means[b]) / se / math.sqrt(2))
+           for i, a in enumerate(names) for b in names[i + 1:]}
+    order = sorted(raw, key=raw.get)
+    adjusted, running = {}, 0.0
+    for i, pair in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * raw[pair]))
+        adjusted[pair] = running
+    return adjusted
+
+
+@pytest.mark.parametrize(("n_datasets", "expected", "best"), [
+    # 8 sets: A vs B/C gives z = 1.5 / sqrt(20 / 48) = 2.32, p = 0.020, Holm x5 = 0.10: tied.
+    (8, {"A": 1, "B": 1, "C": 1, "D": 2}, None),
+    # 12 sets: z = 2.85, p = 0.0044, Holm x5 = 0.022 <= 0.05: A alone on top, named best.
+    (12, {"A": 1, "B": 2, "C": 2, "D": 3}, "A")])
+def test_overall_mean_rank_groups_follow_demsars_z_test_with_holm(n_datasets, expected, best):
+    from genbench.report.verdicts import overall_groups
+
+    ranks = _ladder_ranks(n_datasets)
+    calls = overall_groups(ranks, alpha=0.05)
+    assert {k: c.group for k, c in calls.items()} == expected
+    assert [k for k, c in calls.items() if c.best] == ([best] if best else [])
+    adjusted = _holm_oracle(ranks, 4, n_datasets)
+    assert (adjusted[("A", "B")] <= 0.05) == (best == "A")
+    assert adjusted[("A", "D")] <= 0.05 and adjusted[("B", "C")] == 1.0
+
+
+def test_overall_groups_leave_out_rows_missing_a_data_set():
+    from genbench.report.verdicts import overall_groups
+
+    ranks = _ladder_ranks(12) | {"E": {"set0": 5}}
+    calls = overall_groups(ranks)
+    assert calls["E"].group is None and not calls["E"].best
+    assert calls["A"].best and calls["D"].group == 3  # re-ranked among the complete rows
+
+
+def test_overall_table_marks_no_best_that_is_not_significant(tmp_path):
+    # Two data sets cannot separate anything (z <= 1 / sqrt(1 / 2) = 1.41): one group, no best.
+    for dataset in ("gmm", "moons"):
+        for solver, value in (("ddpm", 1.0), ("cfm", 1.5), ("jko", 3.0)):
+            for seed in (0, 1):
+                write_job(tmp_path, solver, seed, value + 0.01 * seed, dataset=dataset)
+    board = Leaderboard.load(tmp_path)
+    overall = board.overall()
+    assert [r["solver"] for r in overall] == ["ddpm", "cfm", "jko"]
+    assert [r["group"] for r in overall] == [1, 1, 1] and not any(r["best"] for r in overall)
+    title, header, rows, best = tables(board)[-1]
+    assert title.startswith("Overall") and "group" in header and best is None
+    assert all("best" not in row[-1] for row in rows)

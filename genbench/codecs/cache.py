@@ -21,15 +21,11 @@ seed, the order the jobs run in or how many run at once:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +33,7 @@ import torch
 
 from genbench.codecs.base import CODECS, AutoEncoder, AutoencoderConfig
 from genbench.core.config import ConfigError, validate
-from genbench.core.storage import atomic_write, file_mode
+from genbench.core.storage import atomic_write, exclusive_lock
 from genbench.data import build_dataset
 
 __all__ = [
@@ -141,25 +137,6 @@ def _load(path: Path, cfg: AutoencoderConfig, dim: int) -> AutoEncoder | None:
     return ae.freeze()
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[bool]:
-    """Hold an exclusive lock on ``<path>.lock``; yields False when it cannot be created."""
-    lock = path.with_name(path.name + ".lock")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDONLY | os.O_CREAT, file_mode())
-    except OSError as err:
-        log.warning("autoencoder cache folder %s is not writable (%s); running uncached",
-                    path.parent, err.strerror or err)
-        yield False
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another job fits this key
-        yield True
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
 def get_autoencoder(
     config: dict[str, Any] | AutoencoderConfig,
     target_dataset: dict[str, Any],
@@ -186,7 +163,11 @@ def get_autoencoder(
     if not cfg.cache:
         ae, stats = fit_autoencoder(cfg, splits.train)
         return done(ae, cache_hit=False, **stats)
-    with _locked(path) as writable:
+    with exclusive_lock(path) as lock_error:
+        writable = lock_error is None
+        if not writable:
+            log.warning("autoencoder cache folder %s is not writable (%s); running uncached",
+                        path.parent, lock_error.strerror or lock_error)
         ae = _load(path, cfg, splits.dim)
         if ae is not None:
             log.info("autoencoder cache hit: %s (training skipped)", path)

@@ -166,6 +166,9 @@ class EvalConfig:
     mmd_permutations: int = 0  # > 0: also the MMD^2 permutation p-value (0.6-1.4 s per job)
     headline: str = "auto"  # auto (mmd2 in <= 2-D, else w2_ratio) | w2_ratio | mmd2
     bootstrap: int = 1000  # resamples of the bootstrap intervals of mean-type scores
+    # threads scoring the floor draws on a cold cache; 0: every core this process may use
+    # (each draw runs single-threaded, so the numbers do not depend on it)
+    floor_workers: int = 0
 
     def __post_init__(self) -> None:
         if self.large_n_method not in ("auto", "sinkhorn", "sliced"):
@@ -200,6 +203,9 @@ class EvalConfig:
         if self.mmd_permutations and self.mmd_permutations < 19:
             raise ValueError(f"mmd_permutations must be 0 (off) or >= 19, "
                              f"got {self.mmd_permutations}")
+        if isinstance(self.floor_workers, bool) or self.floor_workers < 0:
+            raise ValueError(f"floor_workers must be an int >= 0 (0: every usable core), "
+                             f"got {self.floor_workers!r}")
         if self.headline not in ("auto", "w2_ratio", "mmd2"):
             raise ValueError(f"headline must be 'auto', 'w2_ratio' or 'mmd2', "
                              f"got {self.headline!r}")

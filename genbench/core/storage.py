@@ -7,7 +7,9 @@ sweep would take for a finished result.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
@@ -16,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +26,7 @@ import numpy as np
 
 __all__ = [
     "STALE_TMP_SECONDS", "atomic_csv_write", "atomic_json_dump", "atomic_npz_save",
-    "atomic_write", "file_mode", "read_json",
+    "atomic_write", "exclusive_lock", "file_mode", "read_json",
 ]
 
 # A temporary file older than this is a torn write of a killed process, not one in flight.
@@ -134,3 +136,26 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[OSError | None]:
+    """Hold an exclusive :func:`fcntl.flock` on ``<path>.lock`` (created beside ``path``).
+
+    Parallel jobs that would compute the same cache entry serialise on it: the first
+    computes and writes, the others wait, then read what it wrote. Yields ``None`` while the
+    lock is held, or the :class:`OSError` that kept the lock file from being created (a
+    read-only or full cache folder): the caller then runs unlocked and uncached.
+    """
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT, file_mode())
+    except OSError as err:
+        yield err
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another process or thread holds it
+        yield None
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -22,7 +22,7 @@ import numpy as np
 from torch import Tensor
 
 from genbench.core.config import EvalConfig
-from genbench.core.storage import atomic_json_dump, read_json
+from genbench.core.storage import atomic_json_dump, exclusive_lock, read_json
 from genbench.eval.metrics.mmd import median_bandwidth, mmd
 from genbench.eval.metrics.tv import TVResult, tv
 from genbench.eval.metrics.w1 import w1
@@ -50,7 +50,12 @@ def _fingerprint(*arrays: Tensor, extra: dict[str, Any]) -> str:
 def cached_floor(kind: str, compute: Callable[[], dict[str, Any]], test: Tensor,
                  reference: Tensor, settings: dict[str, Any],
                  cache_dir: str | Path | None) -> dict[str, Any]:
-    """``compute()`` (a floor: a distance between two target samples), cached by content."""
+    """``compute()`` (a floor: a distance between two target samples), cached by content.
+
+    Jobs that need the same entry at once (a sweep started on a cold cache) serialise on an
+    exclusive lock beside it (:func:`~genbench.core.storage.exclusive_lock`): the first
+    computes and writes, the others wait, then read what it wrote.
+    """
     if cache_dir is None:
         return compute()
     key = _fingerprint(test, reference,
@@ -59,13 +64,21 @@ def cached_floor(kind: str, compute: Callable[[], dict[str, Any]], test: Tensor,
     cached = read_json(path)
     if cached is not None:
         return cached
-    value = compute()
-    try:
-        atomic_json_dump(value, path)
-    except OSError as err:  # a read-only or full cache folder: the floor is still right
-        log.warning("floor cache not writable (%s: %s); continuing uncached",
-                    type(err).__name__, err)
-    return value
+    with exclusive_lock(path) as lock_error:
+        if lock_error is not None:  # a read-only or full cache folder: the floor is still right
+            log.warning("floor cache not writable (%s: %s); continuing uncached",
+                        type(lock_error).__name__, lock_error)
+            return compute()
+        cached = read_json(path)  # written by the job that held the lock before us
+        if cached is not None:
+            return cached
+        value = compute()
+        try:
+            atomic_json_dump(value, path)
+        except OSError as err:
+            log.warning("floor cache not writable (%s: %s); continuing uncached",
+                        type(err).__name__, err)
+        return value
 
 
 def w2_settings(cfg: EvalConfig) -> dict[str, Any]:

@@ -3,16 +3,16 @@
 The floor of a score is no longer one reference draw but ``R = floor_draws`` independent
 ones, each scored against the same test points exactly as a job is: fresh draws from the
 target where it can be sampled, *resplits* (draws without replacement from the reference and
-training points) where the data set is finite. The ``R`` draws are cached on disk
-(``cache_dir/floors``) by the content of the test, reference (and, for finite sets, training)
-points and the estimators' settings, so they cost once per data set, not once per job.
+training points) where the data set is finite. The ``R`` draws are made, scored in parallel
+and cached once per data set, not once per job, by :mod:`genbench.eval.draws`.
 
 Per job (data space unless said otherwise):
 
 * ``data_w2_floor`` (mean over draws), ``_floor_sd``, ``_floor_n``; ``data_w2_ratio`` =
   W2 / floor mean with ``data_w2_ratio_low`` / ``_high`` (:func:`~genbench.eval.stats.
   floor_ratio_interval`: the draws' sd taken as the job's own, *an approximation*); the same
-  for ``latent_w2`` and for the V-statistic ``data_mmd``.
+  for ``latent_w2`` and ``latent_mmd`` (over ``SD_DRAWS`` = 20 draws: they only need a mean
+  and sd) and for the V-statistic ``data_mmd``.
 * ``data_mmd2`` (unbiased MMD^2, median bandwidth), ``data_precision``, ``_recall``,
   ``_density``, ``_coverage`` (k-NN, :mod:`genbench.eval.metrics.prdc`), ``cross_entropy``
   ``E_q[-log p]`` beside ``target_entropy`` (its floor mean, a Monte-Carlo ``H(p)``) where the
@@ -34,10 +34,8 @@ Per job (data space unless said otherwise):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,14 +44,9 @@ import torch
 from torch import Tensor
 
 from genbench.core.config import EvalConfig
-from genbench.core.progress import bar
-from genbench.eval.floors import cached_floor, w2_settings
-from genbench.eval.metrics.likelihood import cross_entropy
+from genbench.eval.draws import floor_draws, held_out, reference_draws, sample_scores
 from genbench.eval.metrics.mmd import median_bandwidth
 from genbench.eval.metrics.mmd_test import mmd_test
-from genbench.eval.metrics.modes import mode_report
-from genbench.eval.metrics.prdc import prdc
-from genbench.eval.metrics.w2 import w2
 from genbench.eval.stats import (
     bootstrap_mean_interval,
     combined_rank_p,
@@ -85,122 +78,6 @@ def headline_for(dim: int, cfg: EvalConfig) -> str:
     """The leaderboard's headline key: MMD^2 in <= 2-D, W2/floor above (power.md)."""
     choice = cfg.headline if cfg.headline != "auto" else ("mmd2" if dim <= 2 else "w2_ratio")
     return "data_mmd2" if choice == "mmd2" else "data_w2_ratio"
-
-
-def _seed_of(test: Tensor) -> int:
-    """A seed tied to the test points, so the draws are the same wherever they are made."""
-    digest = hashlib.sha256(np.ascontiguousarray(test.detach().cpu().numpy()).tobytes())
-    return int.from_bytes(digest.digest()[:8], "little")
-
-
-def reference_draws(splits: DataSplits, n_draws: int) -> Iterator[Tensor]:
-    """``n_draws`` independent reference samples of ``n_test`` points (the first: the split's).
-
-    Fresh target draws where the data set has a sampler; resplits of the finite set's non-test
-    points (reference and training, without replacement) otherwise.
-    """
-    n = len(splits.test)
-    seed = _seed_of(splits.test)
-    pool = None if splits.sampler is not None else torch.cat([splits.reference, splits.train])
-    yield splits.reference
-    for r in range(1, n_draws):
-        rng = np.random.default_rng([seed, 7, r])
-        if pool is None:
-            yield torch.as_tensor(splits.sampler(n, rng), dtype=torch.float32)
-        else:
-            yield pool[torch.as_tensor(rng.choice(len(pool), n, replace=False))]
-
-
-def _subsample(x: Tensor, max_n: int, seed: int) -> Tensor:
-    if len(x) <= max_n:
-        return x
-    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_n]]
-
-
-def _mmd2_both(x: Tensor, y: Tensor, bandwidth: float) -> tuple[float, float]:
-    """Unbiased (U) and plug-in (V) MMD^2 from one set of kernel sums (Gretton et al., JMLR
-    2012, eq. 3 and eq. 5); the kernel's diagonal is 1, which the U-statistic leaves out."""
-    gamma = 1.0 / (2.0 * bandwidth**2)
-    sxx = float(torch.exp(-gamma * torch.cdist(x, x).pow(2)).sum())
-    syy = float(torch.exp(-gamma * torch.cdist(y, y).pow(2)).sum())
-    sxy = float(torch.exp(-gamma * torch.cdist(x, y).pow(2)).sum())
-    n, m = len(x), len(y)
-    u = (sxx - n) / (n * (n - 1)) + (syy - m) / (m * (m - 1)) - 2 * sxy / (n * m)
-    v = sxx / n**2 + syy / m**2 - 2 * sxy / (n * m)
-    return u, v
-
-
-def _mmd_v(z: Tensor, z_test: Tensor, cfg: EvalConfig) -> float:
-    """The V-statistic MMD of the harness's latent score (median bandwidth of ``z_test``)."""
-    z, z_test = z.detach().cpu().double(), z_test.detach().cpu().double()
-    bandwidth = median_bandwidth(z_test, seed=cfg.seed)
-    _, v = _mmd2_both(_subsample(z, cfg.mmd_max_n, cfg.seed),
-                      _subsample(z_test, cfg.mmd_max_n, cfg.seed), bandwidth)
-    return math.sqrt(max(v, 0.0))
-
-
-def sample_scores(x: Tensor, test: Tensor, splits: DataSplits, cfg: EvalConfig,
-                  bandwidth: float, *, w2_value: float | None = None
-                  ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """The verdict's scores of sample ``x`` against ``test``, and per-point terms (bootstrap)."""
-    x, test = x.detach().cpu().double(), test.detach().cpu().double()
-    out: dict[str, float] = {}
-    per_point: dict[str, np.ndarray] = {}
-    out["data_w2"] = w2_value if w2_value is not None else w2(x, test, **w2_settings(cfg))[0]
-    xs, ts = _subsample(x, cfg.mmd_max_n, cfg.seed), _subsample(test, cfg.mmd_max_n, cfg.seed)
-    u, v = _mmd2_both(xs, ts, bandwidth)
-    out["data_mmd2"], out["data_mmd"] = u, math.sqrt(max(v, 0.0))
-    if min(len(x), len(test)) > cfg.prdc_k:
-        pr = prdc(x, test, k=cfg.prdc_k)
-        for name, value in pr.scores().items():
-            out[f"data_{name}"] = value
-            per_point[f"data_{name}"] = pr.per_point[name]
-    if splits.log_prob is not None:
-        ce = cross_entropy(x, splits.log_prob)
-        out["cross_entropy"] = ce.value
-        per_point["cross_entropy"] = ce.per_point
-    if splits.mixture is not None:
-        mix = splits.mixture
-        modes = mode_report(x, mix.means, mix.std, mix.weights)
-        out |= {"mode_weight_error": modes.weight_error, "modes_found": float(modes.modes_found),
-                "n_modes": float(modes.n_modes)}
-    return out, per_point
-
-
-def _floor_draws(splits: DataSplits, cfg: EvalConfig, bandwidth: float,
-                 cache_dir: str | Path | None, latent: tuple[Any, Tensor] | None
-                 ) -> dict[str, list[float]]:
-    """Every score of ``R`` reference draws against the test points, cached by content."""
-    finite = splits.sampler is None
-    reference = torch.cat([splits.reference, splits.train]) if finite else splits.reference
-    settings = {"draws": cfg.floor_draws, "k": cfg.prdc_k, "bandwidth": bandwidth,
-                "mmd_max_n": cfg.mmd_max_n, "finite": finite,
-                "latent": None if latent is None else ["w2", "mmd"],
-                "log_prob": splits.log_prob is not None, "mixture": splits.mixture is not None,
-                **w2_settings(cfg)}
-    test = splits.test
-
-    def compute() -> dict[str, Any]:
-        log.info("computing %d floor draws (once per data set; cached)", cfg.floor_draws)
-        rows: list[dict[str, float]] = []
-        progress = bar(cfg.floor_draws, desc="floor draws", unit="draw")
-        for ref in reference_draws(splits, cfg.floor_draws):
-            with torch.no_grad():  # scores only: no graph through the encoder
-                row, _ = sample_scores(ref, test, splits, cfg, bandwidth)
-                if latent is not None:
-                    encode, z_test = latent
-                    z_ref = encode(ref.to(z_test.device))
-                    row["latent_w2"] = w2(z_ref, z_test, **w2_settings(cfg))[0]
-                    row["latent_mmd"] = _mmd_v(z_ref, z_test, cfg)
-            rows.append(row)
-            progress.update(1)
-        progress.close()
-        return {k: [r[k] for r in rows] for k in rows[0]}
-
-    # The latent draws depend on the codec: its encoding of the test points joins the key.
-    key_ref = reference if latent is None else torch.cat(
-        [reference.flatten(), latent[1].detach().cpu().flatten()])[:, None]
-    return cached_floor("draws", compute, test, key_ref, settings, cache_dir)
 
 
 def _worse_p(job: dict[str, float], draws: dict[str, list[float]]) -> tuple[float, list[str]]:
@@ -236,17 +113,19 @@ def verdict(x_gen: Tensor, splits: DataSplits, cfg: EvalConfig,
 
     ``latent``: ``(encode, z_test, latent_w2, latent_mmd)`` to give the latent W2 and MMD
     their floor draws too
-    (not recomputed where the codec is the identity: the data draws are the latent ones).
+    (not recomputed where the codec encodes the test points to themselves, as the identity
+    codec without standardising does: the data draws are the latent ones).
     """
     if cfg.floor_draws < 3:
         raise ValueError(f"verdict needs floor_draws >= 3, got {cfg.floor_draws}")
     test = splits.test
     bandwidth = median_bandwidth(test, seed=cfg.seed)
-    job, per_point = sample_scores(x_gen, test, splits, cfg, bandwidth, w2_value=w2_value)
+    side = held_out(test, cfg, bandwidth)
+    job, per_point = sample_scores(x_gen, side, splits, cfg, w2_value=w2_value)
     same = latent is not None and latent[1].shape == test.shape and bool(
         torch.equal(latent[1].detach().cpu().float(), test.float()))
-    draws = _floor_draws(splits, cfg, bandwidth, cache_dir,
-                         None if latent is None or same else (latent[0], latent[1]))
+    draws = floor_draws(splits, cfg, side, cache_dir,
+                        None if latent is None or same else (latent[0], latent[1]))
     conf = cfg.confidence
     out: dict[str, Any] = dict(job)
     out |= _ratio_keys("data_w2", job["data_w2"], draws["data_w2"], conf)

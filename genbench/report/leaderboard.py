@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from genbench.report.verdicts import Call, call_ties
+from genbench.report.verdicts import Call, call_ties, overall_groups
 from genbench.sweep.jobs import Job, as_number, load_jobs, scan_sweep
 
 __all__ = ["BUDGET_METRICS", "COLUMNS", "RANK_METRIC", "Entry", "Job", "Leaderboard", "load_jobs"]
@@ -188,15 +188,20 @@ class Leaderboard:
         return unequal
 
     def overall(self) -> list[dict[str, Any]]:
-        """Mean rank over data sets of each (solver, variant), best first."""
-        ranks: dict[tuple[str, str], list[int]] = defaultdict(list)
+        """Mean rank over data sets of each (solver, variant), best first, with its rank
+        ``group`` and ``best`` (:func:`genbench.report.verdicts.overall_groups`) and the mean
+        over data sets of ``metric`` where every data set is ranked by it."""
+        ranks: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         scores: dict[tuple[str, str], list[float]] = defaultdict(list)
         for e in self.entries:
             if e.rank is not None:
-                ranks[e.solver, e.variant].append(e.rank)
-                scores[e.solver, e.variant].append(self._score(e))
-        rows = [{"solver": s, "variant": v, "mean_rank": float(np.mean(r)),
-                 "datasets": len(r), f"mean_{self.metric}": float(np.mean(scores[s, v]))}
+                ranks[e.solver, e.variant][e.dataset] = e.rank
+                scores[e.solver, e.variant].append(e.mean_std(self.metric)[0])
+        labels = {key: f"{key[0]} ({key[1]})" if key[1] else key[0] for key in ranks}
+        calls = overall_groups({labels[key]: r for key, r in ranks.items()}, alpha=self.alpha)
+        rows = [{"solver": s, "variant": v, "mean_rank": float(np.mean(list(r.values()))),
+                 "datasets": len(r), f"mean_{self.metric}": float(np.mean(scores[s, v])),
+                 "group": calls[labels[s, v]].group, "best": calls[labels[s, v]].best}
                 for (s, v), r in ranks.items()]
         return sorted(rows, key=lambda r: (r["mean_rank"], -r["datasets"], r["solver"]))
 

@@ -67,9 +67,14 @@ def tables(board: Leaderboard) -> list[tuple[str, list[str], list[list[str]], in
     if len(board.datasets) > 1 and overall:
         rows = [[f"{r['mean_rank']:.2f}", f"{r['solver']} ({r['variant']})" if r["variant"]
                  else r["solver"], str(r["datasets"]), _stat_str(r[f"mean_{board.metric}"],
-                                                                 math.nan)] for r in overall]
+                                                                 math.nan),
+                 "-" if r["group"] is None else str(r["group"]),
+                 "best (significant)" if r["best"] else ""] for r in overall]
+        # Marked only when significantly better than the next (rank groups over data sets).
+        best = next((i for i, r in enumerate(overall) if r["best"]), None)
         tables.append(("Overall: mean rank over data sets",
-                       ["mean rank", "solver", "data sets", f"mean {board.metric}"], rows, 0))
+                       ["mean rank", "solver", "data sets", f"mean {board.metric}", "group",
+                        "note"], rows, best))
     return tables
 
 
@@ -81,8 +86,9 @@ def markdown(board: Leaderboard, figures: dict[str, Path], out: Path) -> str:
              "Per data set the headline score (data_w2_ratio or data_mmd2) is shown as the mean "
              "over seeds [95% interval]; solvers in one *group* are not distinguishable (paired "
              f"tests by seed, Holm, alpha = {board.alpha}); a best is named only when "
-             "significantly better than the next; ladder rows are references "
-             "(docs/verdicts.md).", ""]
+             "significantly better than the next; ladder rows are references. The overall "
+             "table's groups compare mean ranks over the data sets every row ran on "
+             "(Demšar 2006; Holm) (docs/verdicts.md).", ""]
     for title, header, rows, _ in tables(board):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]

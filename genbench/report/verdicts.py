@@ -13,6 +13,15 @@ named only when the top group has one member.
 The ladder (``collapse``, ``gaussian``, ``memoriser``, :mod:`solvers.ladder`) are reference
 rows; a real solver is flagged when it is not significantly better than ``gaussian`` (its
 mean is not lower, or the Holm-adjusted paired p exceeds alpha).
+
+Across data sets (the report's "Overall" table, :func:`overall_groups`) the unit is the data
+set, not the seed: rows are compared by their ranks, following Demšar, "Statistical
+Comparisons of Classifiers over Multiple Data Sets", JMLR 7 (2006), Sec. 3.2.2. Over the
+``N`` data sets that every compared row was ranked on, each data set ranks the ``k`` rows
+1..k (average ranks for ties); rows i and j differ when
+``z = (R_i - R_j) / sqrt(k (k + 1) / (6 N))`` (``R``: mean rank) is far from 0 under the
+standard normal (*an approximation*, the large-N limit of the Friedman ranks' distribution),
+with Holm over all pairs (Holm's step-down holds for any dependence between the pairs).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats as sps
 
 from genbench.eval.stats import (
     paired_noise_test,
@@ -30,7 +40,8 @@ from genbench.eval.stats import (
     seed_mean_interval,
 )
 
-__all__ = ["LADDER", "MIN_PERMUTATION_PAIRS", "Call", "call_ties"]
+__all__ = ["LADDER", "MIN_PERMUTATION_PAIRS", "Call", "OverallCall", "call_ties",
+           "mean_rank_test", "overall_groups"]
 
 LADDER = ("collapse", "gaussian", "memoriser")
 MIN_PERMUTATION_PAIRS = 6  # 2^(1-n) <= 0.05 from n = 6 on
@@ -100,4 +111,57 @@ def call_ties(values: Mapping[str, Mapping[int, float]], *, solvers: Mapping[str
             flag = not (better and groups.adjusted_p[(label, gaussian)] <= alpha)
         calls[label] = Call(group, groups is not None and groups.best == label, mean, low, high,
                             reference, flag)
+    return calls
+
+
+@dataclass(frozen=True)
+class OverallCall:
+    """One row of the overall table: its rank group (1 = top; None: not ranked on every data
+    set, so not compared) and whether it is the declared best."""
+
+    group: int | None
+    best: bool
+
+
+def mean_rank_test(k: int, n: int):
+    """The two-sided p of Demšar's (2006, Sec. 3.2.2) z test between two rows' rank vectors
+    over ``n`` data sets with ``k`` rows ranked on each: ``z = (R_i - R_j) / sqrt(k (k + 1) /
+    (6 n))``, a normal approximation."""
+    if k < 2 or n < 1:
+        raise ValueError(f"the mean-rank test needs k >= 2 rows and n >= 1 data sets, "
+                         f"got k = {k}, n = {n}")
+    se = math.sqrt(k * (k + 1) / (6.0 * n))
+
+    def test(a: np.ndarray, b: np.ndarray) -> float:
+        return float(2 * sps.norm.sf(abs(float(np.mean(a)) - float(np.mean(b))) / se))
+
+    return test
+
+
+def overall_groups(ranks: Mapping[str, Mapping[str, float]], *, alpha: float = 0.05
+                   ) -> dict[str, OverallCall]:
+    """Rank groups of rows ``ranks[label] = {data set: rank on it}`` (1 = best).
+
+    Only rows ranked on every data set of the table are compared (a row missing a data set
+    gets group None); they are re-ranked 1..k within each data set, compared pairwise by
+    :func:`mean_rank_test`, Holm-adjusted together and grouped by
+    :func:`genbench.eval.stats.rank_groups` (a new group starts at the first row significantly
+    different from its group's leader). A best is declared only when the top group has one
+    row: significantly better than the next.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    datasets = sorted({d for r in ranks.values() for d in r})
+    complete = [label for label, r in ranks.items()
+                if all(d in r and math.isfinite(r[d]) for d in datasets)]
+    calls = {label: OverallCall(None, False) for label in ranks}
+    if len(complete) < 2 or not datasets:
+        return calls
+    per_dataset = np.array([sps.rankdata([ranks[label][d] for label in complete])
+                            for d in datasets])  # (N, k): re-ranked among the compared rows
+    scores = {label: per_dataset[:, i] for i, label in enumerate(complete)}
+    groups = rank_groups(scores, alpha=alpha,
+                         test=mean_rank_test(len(complete), len(datasets)))
+    for label in complete:
+        calls[label] = OverallCall(groups.group[label] + 1, groups.best == label)
     return calls

@@ -66,21 +66,33 @@ def knn_radii(x: Tensor, k: int, chunk: int = 4096) -> Tensor:
     out = []
     for start in range(0, len(x), chunk):
         d = torch.cdist(x[start:start + chunk], x)
-        # The (k + 1)-th smallest includes the point itself at distance 0.
-        out.append(d.kthvalue(k + 1, dim=1).values)
+        # The (k + 1)-th smallest includes the point itself at distance 0 (topk of a few
+        # smallest: the same value as kthvalue, several times cheaper per row).
+        out.append(d.topk(k + 1, dim=1, largest=False).values[:, -1])
     return torch.cat(out)
 
 
 def prdc(gen: Tensor | np.ndarray, real: Tensor | np.ndarray, *, k: int = 5,
-         chunk: int = 2048) -> PRDC:
-    """Precision, recall, density and coverage of ``gen`` against ``real`` (rows = points)."""
+         chunk: int = 2048, real_radii: Tensor | None = None) -> PRDC:
+    """Precision, recall, density and coverage of ``gen`` against ``real`` (rows = points).
+
+    ``real_radii``: ``knn_radii(real, k)`` computed once by a caller that scores many samples
+    against the same real points (the floor draws), else computed here.
+    """
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     y, x = _as_tensor(gen, "gen", k), _as_tensor(real, "real", k)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"gen and real must share their dimension, got {tuple(y.shape)} "
                          f"and {tuple(x.shape)}")
-    r_real, r_gen = knn_radii(x, k), knn_radii(y, k)
+    if real_radii is None:
+        r_real = knn_radii(x, k)
+    elif tuple(real_radii.shape) != (len(x),):
+        raise ValueError(f"real_radii must have shape ({len(x)},), one radius per real point, "
+                         f"got {tuple(real_radii.shape)}")
+    else:
+        r_real = real_radii.detach().cpu().double()
+    r_gen = knn_radii(y, k)
     precision = torch.zeros(len(y), dtype=torch.bool)
     density = torch.zeros(len(y), dtype=torch.float64)
     recall, coverage = [], []
