@@ -1,23 +1,26 @@
-"""What the calibrated verdict costs a default job's evaluation.
+"""What the calibrated verdict costs a default job's evaluation, cold and warm.
 
-The default job's data set (moons, n_test = 2000, identity codec) scored by the harness with
-``eval.floor_draws=0`` (the single floor draw of before) and with the default 49 draws, the
-draws' cache warm (they are paid once per data set), alternating, ``--repeats`` times, in one
-process so both see the same machine load. The first, cold call's seconds are the one-off
-floor cost.
+The default job's data set (moons, n_test = 2000, identity codec) scored by the harness:
+first on an empty cache (*cold*: the first job on a data set, which computes the
+``eval.floor_draws`` = 49 reference draws), then ``--repeats`` times with the draws cached
+(*warm*), alternating with ``eval.floor_draws=0`` (the single floor draw of before the
+verdict), all in one process so they see the same machine load. Wall and CPU seconds (CPU:
+every thread of the process) of each.
 
-    nice -n 10 python benchmarks/verdict_cost.py    # ~5 min on one core
+    nice -n 10 python benchmarks/verdict_cost.py                  # ~2 min on one core
+    python benchmarks/verdict_cost.py --workers 1 --out cost.json  # the draws on one thread
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dataset", default="moons")
     ap.add_argument("--dim", type=int, default=None, help="gmm's dimension")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="eval.floor_workers (default: the config's, 0 = every usable core)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cache-dir", type=Path, default=None,
                     help="a cache that may already hold the floor draws (default: a fresh one)")
@@ -44,6 +49,11 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     config = {"name": args.dataset} | ({"dim": args.dim} if args.dim else {})
     splits = build_dataset(config, seed=0)
+    base = EvalConfig(plot=False)
+    if args.workers is not None:
+        if "floor_workers" not in {f.name for f in fields(EvalConfig)}:
+            raise SystemExit("--workers: this checkout's EvalConfig has no floor_workers")
+        base = replace(base, floor_workers=args.workers)
     with tempfile.TemporaryDirectory() as fresh:
         cache = str(args.cache_dir or fresh)
         ae, _ = get_autoencoder({"name": "identity"}, config, cache)
@@ -51,23 +61,29 @@ def main(argv: list[str] | None = None) -> dict:
         x_gen = (torch.as_tensor(splits.sampler(len(splits.test), rng), dtype=torch.float32)
                  if splits.sampler else splits.train[: len(splits.test)])
         z_gen = ae.encode(x_gen)
-        base = EvalConfig(plot=False)
 
-        def once(cfg: EvalConfig) -> float:
-            start = time.perf_counter()
+        def once(cfg: EvalConfig) -> tuple[float, float]:
+            wall, cpu = time.perf_counter(), time.process_time()
             Evaluation(cfg, cache_dir=cache)(x_gen=x_gen, z_gen=z_gen, splits=splits, ae=ae,
                                              solver=None)
-            return time.perf_counter() - start
+            return time.perf_counter() - wall, time.process_time() - cpu
 
         cold = once(base)  # fills the floor-draw cache (if it was not filled)
         off, on = [], []
         for _ in range(args.repeats):
             off.append(once(replace(base, floor_draws=0)))
             on.append(once(base))
+    med = {name: [statistics.median(v[i] for v in runs) for i in (0, 1)]
+           for name, runs in (("single_floor", off), ("verdict_warm", on))}
     result = {"dataset": config, "n_test": len(splits.test), "floor_draws": base.floor_draws,
-              "cold_seconds": cold, "eval_seconds_single_floor": off,
-              "eval_seconds_verdict": on,
-              "ratio_median": statistics.median(on) / statistics.median(off)}
+              "floor_workers": getattr(base, "floor_workers", None),
+              "usable_cores": len(os.sched_getaffinity(0)),
+              "load_1min": os.getloadavg()[0],
+              "cold_wall_s": cold[0], "cold_cpu_s": cold[1],
+              "single_floor_wall_s": med["single_floor"][0],
+              "single_floor_cpu_s": med["single_floor"][1],
+              "warm_wall_s": med["verdict_warm"][0], "warm_cpu_s": med["verdict_warm"][1],
+              "warm_over_single_cpu": med["verdict_warm"][1] / med["single_floor"][1]}
     print(json.dumps(result, indent=1))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
