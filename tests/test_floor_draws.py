@@ -137,3 +137,20 @@ def test_floor_workers_is_validated(bad):
     with pytest.raises(ValueError, match="floor_workers"):
         EvalConfig(floor_workers=bad)
     assert dataclasses.replace(EvalConfig(), floor_workers=3).floor_workers == 3
+
+
+def test_a_failing_draw_fails_the_floor_and_restores_the_thread_settings(gmm, monkeypatch):
+    def broken(x, *args, **kwargs):
+        raise RuntimeError("draw failed")
+
+    monkeypatch.setattr(draws_module, "sample_scores", broken)
+    threads = torch.get_num_threads()
+    cfg = EvalConfig(floor_draws=8, floor_workers=2, bootstrap=100)
+    side = held_out(gmm.test, cfg)
+    torch.set_num_threads(3)  # the draws run at one; the caller's setting must come back
+    try:
+        with pytest.raises(RuntimeError, match="draw failed"):
+            floor_draws(gmm, cfg, side, None)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)

@@ -182,13 +182,15 @@ def _run(score: Callable[[int], dict[str, float]], n: int, workers: int) -> list
     progress = bar(n, desc="floor draws", unit="draw")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread per draw: the same numbers at any worker count
+    pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=workers) as pool:
+        with threadpool_limits(limits=1):
             futures = {pool.submit(score, i): i for i in range(n)}
             for future in as_completed(futures):
                 rows[futures[future]] = future.result()
                 progress.update(1)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a failed draw stops the rest
         torch.set_num_threads(threads)
         progress.close()
     return [row for row in rows if row is not None]
