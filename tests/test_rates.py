@@ -222,7 +222,7 @@ def test_study_presets_compose_validate_and_sweep(experiment, axis):
 def test_the_harness_reads_every_eval_config_field():
     fields = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
     harness = "".join((ROOT / "genbench" / "eval" / name).read_text()
-                      for name in ("harness.py", "floors.py", "verdict.py"))
+                      for name in ("harness.py", "floors.py", "verdict.py", "draws.py"))
     pipeline = "".join((ROOT / "genbench" / "run" / f).read_text()
                        for f in ("pipeline.py", "scoring.py"))
     unused = [name for name in fields
