@@ -25,7 +25,7 @@ def _data() -> torch.Tensor:
     return torch.randn(400, 2, generator=g) * torch.tensor([2.0, 0.5]) + torch.tensor([1.0, -2.0])
 
 
-def _solo_and_batched(name: str, extra: dict, data: list[torch.Tensor], vectorise: bool):
+def _solo_and_batched(name: str, extra: dict, data: list[torch.Tensor], networks: str):
     cls = get_solver_class(name)
     cfg = {**TINY, **extra}
     solo, batched, states = [], [], []
@@ -36,14 +36,14 @@ def _solo_and_batched(name: str, extra: dict, data: list[torch.Tensor], vectoris
         torch.manual_seed(seed)
         batched.append(cls(2, cfg))
         states.append(generator_state("cpu"))
-    return solo, batched, train_together(batched, data, rng_states=states, vectorise=vectorise)
+    return solo, batched, train_together(batched, data, rng_states=states, networks=networks)
 
 
-@pytest.mark.parametrize("vectorise", [True, False], ids=["vmap", "loop"])
+@pytest.mark.parametrize("networks", ["stacked", "vmap"])
 @pytest.mark.parametrize(("name", "extra"), CASES)
-def test_batched_seeds_follow_their_solo_runs(name, extra, vectorise):
+def test_batched_seeds_follow_their_solo_runs(name, extra, networks):
     data = [_data(), _data() * 0.5, _data() + 1.0]  # each seed its own training set
-    solo, batched, stats = _solo_and_batched(name, extra, data, vectorise)
+    solo, batched, stats = _solo_and_batched(name, extra, data, networks)
     finals = [st["final_loss"] for _, st in solo]
     spread = statistics.stdev(finals)
     for (s, st), b, bt in zip(solo, batched, stats, strict=True):
