@@ -160,6 +160,8 @@ def train_together(solvers: Sequence[Solver], data: Sequence[Tensor], *,
     data). Returns, per seed, :func:`genbench.core.training.train`'s statistics or the
     :class:`DivergenceError` a solo run would have raised; the solvers are left fitted.
     """
+    if networks not in NETWORKS:
+        raise ValueError(f"networks must be one of {NETWORKS}, got {networks!r}")
     reason = batch_support(solvers)
     if reason:
         raise ValueError(f"cannot train these seeds together: {reason}")
