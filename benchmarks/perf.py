@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="device of the time section")
     parser.add_argument("--time-rounds", type=int, default=None, help="time: rounds")
     parser.add_argument("--time-parts", nargs="*", default=["ot", "seeds"],
-                        help="time: any of ot, seeds")
+                        choices=("ot", "seeds"), help="time: any of ot, seeds")
     parser.add_argument("--time-threads", type=int, nargs="*", default=None,
                         help="time: thread counts for the seeds part")
     parser.add_argument("--time-networks", nargs="*", default=None, choices=("stacked", "vmap"),
