@@ -314,6 +314,12 @@ def markdown_time(section: dict[str, Any]) -> list[str]:
     if seeds:
         lines += ["### K seeds trained together against one seed alone (default sizes, "
                   f"{seeds['budget']['seed_steps']} steps)", "", _load(seeds), "",
+                  "Together = each seed's regression (inputs, target, weight) drawn from its "
+                  "own stream, then one stacked forward/backward of the K networks and one "
+                  "optimiser step (`genbench.core.ensemble`). The previous way (each seed's "
+                  "loss run twice, record then replay, one network call per seed) measured "
+                  "2.70-3.6x one seed for 3 seeds. Target: 3 seeds <= 1.6x one seed on 2 "
+                  "cores, which needs the second core free (see docs/performance.md).", "",
                   "| solver | threads | seeds | networks | one seed ms/step | together "
                   "ms/step | together / one seed | together / (K x one seed) |",
                   "|---|---|---|---|---|---|---|---|"]
