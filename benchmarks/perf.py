@@ -118,9 +118,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="device of the time section")
     parser.add_argument("--time-rounds", type=int, default=None, help="time: rounds")
     parser.add_argument("--time-parts", nargs="*", default=["ot", "seeds"],
-                        help="time: any of ot, seeds")
+                        choices=("ot", "seeds"), help="time: any of ot, seeds")
     parser.add_argument("--time-threads", type=int, nargs="*", default=None,
                         help="time: thread counts for the seeds part")
+    parser.add_argument("--time-networks", nargs="*", default=None, choices=("stacked", "vmap"),
+                        help="time: how the K networks run, any of stacked, vmap")
+    parser.add_argument("--time-solvers", nargs="*", default=None,
+                        choices=("ddpm", "pfode", "lsb", "cfm"),
+                        help="time: solvers of the seeds part (those that batch seeds)")
     parser.add_argument("--no-write", action="store_true", help="print, do not save")
     parser.add_argument("--note", default="", help="a remark on the machine, kept with the run")
     args = parser.parse_args()
@@ -171,6 +176,10 @@ def main() -> None:
                 tb_time.rounds = args.time_rounds
             if args.time_threads:
                 tb_time.threads = tuple(args.time_threads)
+            if args.time_networks:
+                tb_time.seed_networks = tuple(args.time_networks)
+            if args.time_solvers:
+                tb_time.seed_solvers = tuple(args.time_solvers)
             key = "time" if args.device == "cpu" else f"time_{args.device.split(':')[0]}"
             fresh[key] = run_time(tb_time, _log, tuple(args.time_parts))
             earlier = _merge({}).get(key, {})  # keep the parts not re-run

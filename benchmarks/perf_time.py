@@ -12,7 +12,11 @@ path, so CPU time cannot show the prefetch's gain).
   network with the independent coupling), whose max the prefetching step should approach.
   W2 (Euler, 100 steps, 1,000 points) of the last round's models checks "equal or better".
 - ``seeds``: ``K`` seeds of one solver at its default sizes trained together
-  (:func:`genbench.core.ensemble.train_together`) against one seed alone, at 1 and 2 threads.
+  (:func:`genbench.core.ensemble.train_together`: each seed's regression drawn from its own
+  stream, one batched forward/backward of the ``K`` networks, one optimiser step) against one
+  seed alone, at 1 and 2 threads; ``networks`` is how the ``K`` networks run (``stacked``:
+  ``TimeMLP.forward_stacked``, one ``baddbmm`` per layer; ``vmap``: ``torch.vmap`` over
+  ``functional_call``, the fallback for networks without ``forward_stacked``).
 
 On a GPU (``--device cuda``) the same code runs with the tensors on the device and a
 synchronisation before each clock stops; see ``benchmarks/perf_cuda.sh``.
@@ -48,7 +52,8 @@ class TimeBudget:
     lr: float = 2e-3
     rounds: int = 3
     seed_steps: int = 150
-    seed_solvers: tuple[str, ...] = ("ddpm", "cfm")
+    seed_solvers: tuple[str, ...] = ("ddpm", "pfode", "lsb", "cfm")
+    seed_networks: tuple[str, ...] = ("stacked",)
     seed_counts: tuple[int, ...] = (3, 5)
     threads: tuple[int, ...] = (1, 2)
     device: str = "cpu"
@@ -202,7 +207,7 @@ def _solo(name: str, z: torch.Tensor, steps: int, device: torch.device) -> float
 
 
 def _together(name: str, z: torch.Tensor, steps: int, k: int, device: torch.device,
-              vectorise: bool | None) -> float:
+              networks: str) -> float:
     from genbench.core.ensemble import train_together
     from genbench.core.solver import get_solver_class
 
@@ -210,13 +215,13 @@ def _together(name: str, z: torch.Tensor, steps: int, k: int, device: torch.devi
     for seed in range(k):
         torch.manual_seed(seed)
         solvers.append(get_solver_class(name)(z.shape[1], {"steps": steps}).to(device))
-    return _timed(lambda: train_together(solvers, [z] * k, vectorise=vectorise), device)
+    return _timed(lambda: train_together(solvers, [z] * k, networks=networks), device)
 
 
 def run_seeds(b: TimeBudget, log: Any = print) -> dict[str, Any]:
     device = torch.device(b.device)
     z = _seed_data(device)
-    modes = [("vmap", True), ("loop", False)] if device.type == "cpu" else [("vmap", True)]
+    modes = [(mode, mode) for mode in b.seed_networks]
     rows = []
     threads_before = torch.get_num_threads()
     try:
@@ -309,6 +314,12 @@ def markdown_time(section: dict[str, Any]) -> list[str]:
     if seeds:
         lines += ["### K seeds trained together against one seed alone (default sizes, "
                   f"{seeds['budget']['seed_steps']} steps)", "", _load(seeds), "",
+                  "Together = each seed's regression (inputs, target, weight) drawn from its "
+                  "own stream, then one stacked forward/backward of the K networks and one "
+                  "optimiser step (`genbench.core.ensemble`). The previous way (each seed's "
+                  "loss run twice, record then replay, one network call per seed) measured "
+                  "2.70-3.6x one seed for 3 seeds. Target: 3 seeds <= 1.6x one seed on 2 "
+                  "cores, which needs the second core free (see docs/performance.md).", "",
                   "| solver | threads | seeds | networks | one seed ms/step | together "
                   "ms/step | together / one seed | together / (K x one seed) |",
                   "|---|---|---|---|---|---|---|---|"]

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from genbench.core.budget import BudgetConfig, split_evenly
+from genbench.core.regression import Regression
 from genbench.core.solver import TrainCallback, register_solver
 from genbench.core.training import train
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
@@ -143,7 +144,10 @@ class CFM(ODEFlowSolver):
     def _detach_pairs(self) -> None:
         self._pairs = None
 
-    def loss(self, z: Tensor) -> Tensor:
+    def regression(self, z: Tensor) -> Regression:
+        """The conditional flow matching regression (Lipman et al., Sec. 3.2; Tong et al.,
+        Sec. 3): ``v(x_t, t)`` regresses ``x1 - x0`` at ``x_t = (1 - t) x0 + t x1 + sigma eps``
+        (draws: the noise ``x0`` unless the rows are already paired, ``t``, then ``eps``)."""
         if self._reflow or z.shape[1] == 2 * self.dim:  # rows [x0 | x1], already paired
             x0, x1 = z[:, : self.dim], z[:, self.dim :]
         else:
@@ -156,7 +160,10 @@ class CFM(ODEFlowSolver):
             x_t = x_t + self.config.sigma * torch.randn_like(x_t)
         if self._pairs is not None:  # after this step's draws: the synchronous draw order
             self._pairs.kick()
-        return (self.net(x_t, t.squeeze(1)) - (x1 - x0)).pow(2).sum(dim=1).mean()
+        return Regression(x_t, t.squeeze(1), x1 - x0)
+
+    def loss(self, z: Tensor) -> Tensor:
+        return self.regression(z).loss_of(self.net)
 
     def fit(self, z: Tensor, *, steps: int | None = None, callback: TrainCallback | None = None,
             progress: bool = False) -> dict[str, Any]:

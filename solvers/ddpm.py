@@ -26,6 +26,7 @@ from torch import Tensor
 
 from genbench.core.budget import BudgetConfig, BudgetError
 from genbench.core.progress import bar
+from genbench.core.regression import Regression
 from genbench.core.solver import Solver, SolverConfig, register_solver
 from solvers.nets import TimeMLP
 from solvers.schedules import SCHEDULES, discrete_alpha_bars
@@ -85,13 +86,19 @@ class DDPM(Solver):
         self.x0_low.copy_(low - margin)
         self.x0_high.copy_(high + margin)
 
-    def loss(self, z: Tensor) -> Tensor:
+    def regression(self, z: Tensor) -> Regression:
+        """Ho et al.'s simplified objective (eq. 14): ``eps_theta(x_t, t / T)`` regresses the
+        noise ``eps`` of ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps``, ``t ~ U{1..T}``
+        (draws: ``t``, then ``eps``)."""
         T = self.config.timesteps
         t = torch.randint(1, T + 1, (z.shape[0],), device=z.device)
         abar = self.alpha_bars[t - 1][:, None]
         eps = torch.randn_like(z)
         x_t = abar.sqrt() * z + (1 - abar).sqrt() * eps
-        return (self.net(x_t, t.float() / T) - eps).pow(2).sum(dim=1).mean()
+        return Regression(x_t, t.float() / T, eps)
+
+    def loss(self, z: Tensor) -> Tensor:
+        return self.regression(z).loss_of(self.net)
 
     @classmethod
     def apply_budget(cls, config: DDPMConfig, budget: BudgetConfig) -> dict[str, Any]:

@@ -68,6 +68,7 @@ import torch
 from torch import Tensor
 
 from genbench.core.budget import BudgetConfig, BudgetError
+from genbench.core.regression import Regression
 from genbench.core.solver import Solver, SolverConfig, register_solver
 from solvers.nets import TimeMLP
 from solvers.sde import ITO_DIAGONAL_METHODS, SDE, integrate
@@ -209,19 +210,25 @@ class LSB(Solver):
             return t, sigma * (t * (1 - t)).clamp(min=0).sqrt()
         return torch.ones_like(t), sigma * (1 - t).clamp(min=0).sqrt()
 
-    def _predict(self, net: Any, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Network output F and the affine map ``D = offset + scale * F`` to E[y | x_t = x]."""
+    def _inputs(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The network's inputs ``(c_in (x - a m), u(t))`` at ``x_t = x``, and the affine map
+        ``D = offset + scale * F`` from its output F to E[y | x_t = x]."""
         a, s = self._path(t)
         centred = x - a * self.data_mean
         # c_in: the inverse standard deviation of x_t (at the Föllmer start t = 0, x = 0).
         c_in = (a * a * self.data_var + s * s).clamp(min=1e-12).rsqrt()
-        out = net(c_in * centred, self.clock_of(t).reshape(-1))
+        net_x, net_t = c_in * centred, self.clock_of(t).reshape(-1)
         if self.config.prediction == "x0":
-            return out, self.data_mean.expand_as(x), self.data_var.sqrt().expand_as(t)
+            return net_x, net_t, self.data_mean.expand_as(x), self.data_var.sqrt().expand_as(t)
         # eps: y = (x - s eps) / a. At the Föllmer start t = 0, x - a m and s both vanish and
         # D = m = E[y], the exact drift there.
         inv_a = 1 / a.clamp(min=1e-6)
-        return out, self.data_mean + centred * inv_a, -s * inv_a
+        return net_x, net_t, self.data_mean + centred * inv_a, -s * inv_a
+
+    def _predict(self, net: Any, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Network output F and the affine map ``D = offset + scale * F`` to E[y | x_t = x]."""
+        net_x, net_t, offset, scale = self._inputs(x, t)
+        return net(net_x, net_t), offset, scale
 
     def denoise(self, x: Tensor, t: Tensor | float, *, net: Any = None) -> Tensor:
         """E[y | x_t = x]: the model's posterior mean of the target."""
@@ -234,20 +241,27 @@ class LSB(Solver):
         """b(x, t) = (E[y | x_t = x] - x) / (1 - t), for t < 1."""
         return (self.denoise(x, t, net=net) - x) / (1 - torch.as_tensor(t, dtype=x.dtype))
 
-    def loss(self, z: Tensor) -> Tensor:
+    def regression(self, z: Tensor) -> Regression:
+        """The regression of the module docstring on ``x_t = a(t) y + s(t) eps`` (draws: the
+        clock ``u``, then ``eps``): F regresses ``eps`` (or ``(y - offset) / scale`` for x0
+        prediction) with weight 1, ``scale^2 / sd^2`` (x0) or
+        ``scale^2 / ((1 - t)^2 sd^2)`` (drift)."""
         t = self.time_of(torch.rand(z.shape[0], 1, device=z.device))
         a, s = self._path(t)
         eps = torch.randn_like(z)
         x = a * z + s * eps
-        out, offset, scale = self._predict(self.net, x, t)
+        net_x, net_t, offset, scale = self._inputs(x, t)
         target = eps if self.config.prediction == "eps" else (z - offset) / scale
-        err = (out - target).pow(2).sum(dim=1, keepdim=True)
         weighting = self.config.weighting
         if weighting == "x0":  # |D - y|^2 / sd^2
-            err = err * scale**2 / self.data_var
-        elif weighting == "drift":  # |b - (y - x) / (1 - t)|^2 / sd^2
-            err = err * scale**2 / ((1 - t) ** 2 * self.data_var)
-        return err.mean()
+            return Regression(net_x, net_t, target, (scale**2).reshape(-1), self.data_var)
+        if weighting == "drift":  # |b - (y - x) / (1 - t)|^2 / sd^2
+            return Regression(net_x, net_t, target, (scale**2).reshape(-1),
+                              ((1 - t) ** 2 * self.data_var).reshape(-1))
+        return Regression(net_x, net_t, target)
+
+    def loss(self, z: Tensor) -> Tensor:
+        return self.regression(z).loss_of(self.net)
 
     # -- sampling -----------------------------------------------------------------------
     def time_grid(self) -> list[float]:

@@ -11,6 +11,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -60,6 +61,23 @@ class TimeMLP(nn.Module):
         # alone would be (bound 1/sqrt(dim)); measured in benchmarks/results/robustness.md.
         with torch.no_grad():
             self.layers[0].weight[:, :dim] *= math.sqrt((dim + self.embed.n_features) / dim)
+
+    def forward_stacked(self, params: Mapping[str, Tensor], x: Tensor, t: Tensor) -> Tensor:
+        """``K`` networks of this shape at once: ``params[name]`` is the ``K`` networks'
+        parameter ``name`` stacked on a leading axis, ``x`` ``(K, batch, dim)``, ``t``
+        ``(K, batch)`` -> ``(K, batch, dim)``. Network ``k`` computes :meth:`forward` of
+        ``params[.][k]`` on ``(x[k], t[k])``; each layer is one batched ``baddbmm`` over the
+        ``K`` networks (bias fused). The time features use this module's frequencies (a
+        fixed buffer, the same in every network of this shape)."""
+        angles = t[..., None] * self.embed.freqs
+        h = torch.cat([x, angles.sin(), angles.cos()], dim=-1)
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, nn.Linear):
+                weight, bias = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
+                h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+            else:
+                h = layer(h)
+        return h
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         if not isinstance(t, Tensor):

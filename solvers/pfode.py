@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from genbench.core.regression import Regression
 from genbench.core.solver import register_solver
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
 from solvers.ode import ODEFlowSolver, ODESamplerConfig
@@ -91,13 +92,17 @@ class PFODE(ODEFlowSolver):
         self.schedule = VPSchedule(cfg.schedule, cfg.beta_min, cfg.beta_max)
         self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth, max_frequency=SMOOTH_TIME_FREQUENCY)
 
-    def loss(self, z: Tensor) -> Tensor:
+    def regression(self, z: Tensor) -> Regression:
+        """Denoising score matching (Song et al. 2021, eq. 7, eps-parametrised): ``eps(x_t, t)``
+        regresses the noise of ``x_t = alpha(t) z + sigma(t) eps`` (draws: ``t``, ``eps``)."""
         t_min, t_max = self.config.train_t_eps, self.config.horizon
         t = t_min + (t_max - t_min) * torch.rand(z.shape[0], device=z.device)
         alpha, sigma = self.schedule.alpha_sigma(t[:, None])
         eps = torch.randn_like(z)
-        x_t = alpha * z + sigma * eps
-        return (self.net(x_t, t) - eps).pow(2).sum(dim=1).mean()
+        return Regression(alpha * z + sigma * eps, t, eps)
+
+    def loss(self, z: Tensor) -> Tensor:
+        return self.regression(z).loss_of(self.net)
 
     @property
     def t_prior(self) -> float:

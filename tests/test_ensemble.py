@@ -25,7 +25,7 @@ def _data() -> torch.Tensor:
     return torch.randn(400, 2, generator=g) * torch.tensor([2.0, 0.5]) + torch.tensor([1.0, -2.0])
 
 
-def _solo_and_batched(name: str, extra: dict, data: list[torch.Tensor], vectorise: bool):
+def _solo_and_batched(name: str, extra: dict, data: list[torch.Tensor], networks: str):
     cls = get_solver_class(name)
     cfg = {**TINY, **extra}
     solo, batched, states = [], [], []
@@ -36,14 +36,14 @@ def _solo_and_batched(name: str, extra: dict, data: list[torch.Tensor], vectoris
         torch.manual_seed(seed)
         batched.append(cls(2, cfg))
         states.append(generator_state("cpu"))
-    return solo, batched, train_together(batched, data, rng_states=states, vectorise=vectorise)
+    return solo, batched, train_together(batched, data, rng_states=states, networks=networks)
 
 
-@pytest.mark.parametrize("vectorise", [True, False], ids=["vmap", "loop"])
+@pytest.mark.parametrize("networks", ["stacked", "vmap"])
 @pytest.mark.parametrize(("name", "extra"), CASES)
-def test_batched_seeds_follow_their_solo_runs(name, extra, vectorise):
+def test_batched_seeds_follow_their_solo_runs(name, extra, networks):
     data = [_data(), _data() * 0.5, _data() + 1.0]  # each seed its own training set
-    solo, batched, stats = _solo_and_batched(name, extra, data, vectorise)
+    solo, batched, stats = _solo_and_batched(name, extra, data, networks)
     finals = [st["final_loss"] for _, st in solo]
     spread = statistics.stdev(finals)
     for (s, st), b, bt in zip(solo, batched, stats, strict=True):
@@ -134,3 +134,103 @@ def test_run_seeds_writes_one_result_per_seed_like_solo_runs(tmp_path):
     # resume: a solo sweep over the batched folders finds the results (batch_seeds is neutral)
     again = run_seeds(cfg, seeds, [tmp_path / "batch" / f"s{s}" for s in seeds])
     assert all(r.get("skipped") for r in again)
+
+
+def _reference_loss(name: str, solver, z: torch.Tensor) -> torch.Tensor:
+    """Each solver's loss written out with its draws in the order of the solo loop before the
+    regression form (the order a solo run's numbers depend on)."""
+    net = solver.net
+    if name == "ddpm":
+        T = solver.config.timesteps
+        t = torch.randint(1, T + 1, (z.shape[0],))
+        abar = solver.alpha_bars[t - 1][:, None]
+        eps = torch.randn_like(z)
+        x_t = abar.sqrt() * z + (1 - abar).sqrt() * eps
+        return (net(x_t, t.float() / T) - eps).pow(2).sum(dim=1).mean()
+    if name == "pfode":
+        lo, hi = solver.config.train_t_eps, solver.config.horizon
+        t = lo + (hi - lo) * torch.rand(z.shape[0])
+        alpha, sigma = solver.schedule.alpha_sigma(t[:, None])
+        eps = torch.randn_like(z)
+        return (net(alpha * z + sigma * eps, t) - eps).pow(2).sum(dim=1).mean()
+    if name == "cfm":  # independent coupling, sigma > 0: noise, times, then path noise
+        x0 = torch.randn_like(z)
+        t = torch.rand(z.shape[0], 1)
+        x_t = (1 - t) * x0 + t * z + solver.config.sigma * torch.randn_like(z)
+        return (net(x_t, t.squeeze(1)) - (z - x0)).pow(2).sum(dim=1).mean()
+    t = solver.time_of(torch.rand(z.shape[0], 1))  # lsb, x0 weighting
+    a, s = solver._path(t)
+    eps = torch.randn_like(z)
+    out, offset, scale = solver._predict(net, a * z + s * eps, t)
+    err = (out - (z - offset) / scale).pow(2).sum(dim=1, keepdim=True)
+    return (err * scale**2 / solver.data_var).mean()
+
+
+@pytest.mark.parametrize(("name", "extra"), [
+    ("ddpm", {}), ("pfode", {}), ("cfm", {"coupling": "independent", "sigma": 0.1}),
+    ("lsb", {"prediction": "x0", "weighting": "x0"})])
+def test_solo_loss_keeps_its_draw_order_and_value_bit_for_bit(name, extra):
+    z = _data()[:64]
+    torch.manual_seed(0)
+    solver = get_solver_class(name)(2, {**TINY, **extra})
+    solver.prepare(z)
+    values = []
+    for fn in (solver.loss, lambda z: _reference_loss(name, solver, z),
+               lambda z: solver.regression(z).loss_of(solver.net)):
+        torch.manual_seed(5)
+        values.append(fn(z))
+        values.append(torch.rand(()))  # the stream after the loss: same number of draws
+    assert all(torch.equal(v, w) for v, w in zip(values[:2], values[2:4], strict=True))
+    assert all(torch.equal(v, w) for v, w in zip(values[:2], values[4:], strict=True))
+
+
+@pytest.mark.parametrize(("name", "extra"), [("ddpm", {}),
+                                             ("cfm", {"coupling": "ot", "ot_prefetch": True})])
+def test_each_seed_draws_from_its_own_stream(name, extra):
+    # Same init and same data for both seeds: only the random streams tell them apart, so
+    # seed k must end where the solo run from stream k ends, and away from the other's.
+    cls = get_solver_class(name)
+    cfg = {**TINY, **extra, "steps": 30}
+    z = _data()
+    streams = []
+    for s in (100, 200):
+        torch.manual_seed(s)
+        streams.append(generator_state("cpu"))
+    solo = []
+    for state in streams:
+        torch.manual_seed(0)
+        solver = cls(2, cfg)
+        torch.set_rng_state(state)
+        solver.fit(z)
+        solo.append(torch.cat([p.detach().flatten() for p in solver.net.parameters()]))
+    together = []
+    for _ in streams:
+        torch.manual_seed(0)
+        together.append(cls(2, cfg))
+    train_together(together, [z, z], rng_states=streams)
+    for k, solver in enumerate(together):
+        w = torch.cat([p.detach().flatten() for p in solver.net.parameters()])
+        assert torch.allclose(w, solo[k], atol=1e-4)
+        assert not torch.allclose(w, solo[1 - k], atol=1e-2)
+
+
+def test_bad_networks_and_regression_stack_inputs_are_named():
+    from genbench.core.regression import Regression
+
+    solvers = [get_solver_class("ddpm")(2, TINY) for _ in range(2)]
+    with pytest.raises(ValueError, match="networks must be one of"):
+        train_together(solvers, [_data()] * 2, networks="loop")
+    a = Regression(torch.zeros(4, 2), torch.zeros(4), torch.zeros(4, 2))
+    b = Regression(torch.zeros(5, 2), torch.zeros(5), torch.zeros(5, 2))
+    with pytest.raises(ValueError, match="one shape"):
+        Regression.stack([a, b])
+    with pytest.raises(ValueError, match="some seeds only"):
+        Regression.stack([a, Regression(a.x, a.t, a.target, weight=torch.ones(4))])
+    # a stacked regression reduces each seed's rows apart: (K,) losses
+    c = Regression(torch.zeros(4, 2), torch.zeros(4), torch.ones(4, 2),
+                   weight=torch.full((4,), 2.0), divisor=torch.tensor(4.0))
+    d = Regression(c.x, c.t, c.target, weight=torch.ones(4), divisor=torch.ones(4))
+    stacked = Regression.stack([c, d])
+    assert torch.equal(stacked.loss(torch.zeros(2, 4, 2)), torch.tensor([1.0, 2.0]))
+    assert torch.equal(stacked.loss(torch.ones(2, 4, 2)), torch.zeros(2))
+    assert torch.equal(c.loss(torch.zeros(4, 2)), torch.tensor(1.0))

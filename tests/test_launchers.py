@@ -127,7 +127,7 @@ def hydra_launcher(preset: str):
 
 
 def test_launcher_presets_compose():
-    assert hydra_launcher("local")._target_.endswith("BasicLauncher")
+    assert hydra_launcher("local")._target_.endswith("SeedGroupLauncher")
     joblib = hydra_launcher("joblib")
     assert joblib._target_.endswith("JoblibLauncher") and joblib.n_jobs == -1
     slurm = hydra_launcher("slurm")
@@ -201,3 +201,21 @@ def test_callback_groups_a_sweeps_jobs(monkeypatch):
     single = OmegaConf.create({"hydra": {"mode": "RUN", "sweep": {"dir": "/x/day/time"}}})
     callback.on_job_start(single, task_function=print)
     assert SWEEP_ID_ENV not in os.environ  # a single run is in no sweep group
+
+
+def test_seeds_of_a_local_sweep_train_together_with_batch_seeds(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = multirun(sweep, "solver=ddpm", "seed=0,1", "batch_seeds=true", "launcher=local",
+                    NO_PLOTS)
+    found = results(sweep)
+    assert sorted(r["seed"] for r in found.values()) == [0, 1]
+    for name, result in found.items():
+        assert result["status"] == "ok", result.get("traceback")
+        assert f"seed={result['seed']}," in name  # each seed in its own job's folder
+        assert result["train"]["batched_seeds"] == 2  # one training for both seeds
+        assert (sweep / name / ".hydra" / "overrides.yaml").exists()
+    assert proc.stdout.count("ddpm on") == 2  # a result line per job
+    # without batch_seeds the same sweep trains each seed alone
+    alone = tmp_path / "alone"
+    multirun(alone, "solver=ddpm", "seed=0,1", "launcher=local", NO_PLOTS)
+    assert all("batched_seeds" not in r["train"] for r in results(alone).values())

@@ -1,6 +1,7 @@
 """The contract and the machinery every part shares: the Solver base class and its registry
-(solver), the generic Registry (registry), the training loop (training), errors, config
-validation (config) and atomic file writes (storage)."""
+(solver), a loss in regression form (regression), the generic Registry (registry), the
+training loop (training), errors, config validation (config) and atomic file writes
+(storage)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ _EXPORTS = {
     "is_result_neutral": "genbench.core.config",
     "validate": "genbench.core.config",
     "Registry": "genbench.core.registry",
+    "Regression": "genbench.core.regression",
     "ENTRY_POINT_GROUP": "genbench.core.solver",
     "SOLVERS": "genbench.core.solver",
     "Solver": "genbench.core.solver",

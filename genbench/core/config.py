@@ -240,8 +240,9 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)  # shared cost (core/budget.py)
     seed: int = 0
-    # Seeds of one solver run together by genbench.run.seeds.run_seeds train as one batched
-    # model (genbench.core.ensemble); result-neutral up to floating-point rounding.
+    # Seeds of one solver run together (genbench.run.seeds.run_seeds; in a sweep, jobs that
+    # differ only by seed under launcher=local) train as one batched model
+    # (genbench.core.ensemble); result-neutral up to floating-point rounding.
     batch_seeds: bool = False
     device: str = "auto"
     resume: bool = True

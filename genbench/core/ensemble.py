@@ -2,32 +2,35 @@
 
 The networks of ``K`` solvers of one class and config (one per seed, each built after
 ``torch.manual_seed(seed)`` exactly as a solo run builds it) are stacked into one set of
-parameters with a leading seed axis (:func:`torch.func.stack_module_state`), evaluated with
-:func:`torch.vmap` over :func:`torch.func.functional_call` (on CPUs by default one call per
-seed on slices of the stacked weights, see :func:`train_together`), and updated by one
-optimiser step
-for all (AdamW is elementwise, so stacking does not mix seeds; the gradient-norm clip and the
-loss log are per seed). This is PyTorch's model ensembling recipe; for networks of this size a
-training step is mostly per-call overhead, which the seeds then share.
+parameters with a leading seed axis (:func:`torch.func.stack_module_state`) and updated by
+one optimiser step for all (AdamW is elementwise, so stacking does not mix seeds; the
+gradient-norm clip and the loss log are per seed). This is PyTorch's model ensembling recipe.
 
-Each seed keeps its own stream of random numbers. A step for seed ``k`` installs its generator
-state, draws its minibatch (:meth:`Solver.minibatches`) and runs its :meth:`Solver.loss` once
-with the network replaced by a recorder (no gradient) that keeps the network's inputs; the
-recorded inputs of all seeds go through the batched network; then the loss runs again from
-the same generator state with the network replaced by a replayer returning seed ``k``'s slice
-of the batched output (the loss's own draws repeat exactly, so the replayed outputs answer the
-same inputs). Seed ``k`` therefore sees the data order, noise and times of its solo run, from
-its solo initialisation, and keeps its own EMA; only floating-point rounding differs (a
-batched matmul sums in another order), so runs agree statistically, not bit for bit.
+A step shares the work of the ``K`` seeds. Each solver gives its loss in regression form
+(:meth:`Solver.regression`, a :class:`~genbench.core.regression.Regression`: the network's
+inputs, the target and the weight, drawn without the network): for seed ``k`` the step
+installs its generator state, draws its minibatch (:meth:`Solver.minibatches`) and its
+regression (a few small tensor operations), and keeps the state for its next step. The ``K``
+regressions are stacked to ``(K, batch, ...)`` and go through ONE batched forward and
+backward of the ``K`` networks: the network's own ``forward_stacked`` (``TimeMLP``: one
+``baddbmm`` per layer over the seed axis, large enough for both cores of a CPU) or, for a
+network without one, :func:`torch.vmap` over :func:`torch.func.functional_call`. The ``K``
+losses are reduced per seed from the stacked outputs, and one clip, optimiser and EMA step
+follow. Per-step work that grows with ``K`` is the seeds' draws only.
 
-Requirements, declared by a solver with the class attribute (or property) ``batch_seeds``:
-training is the shared loop over :meth:`Solver.loss` (no extra rounds after it), the loss's
-random draws do not depend on the network's outputs, and the network is
-:meth:`Solver.trainable_module`. ``ddpm``, ``pfode``, ``lsb`` and ``cfm`` (without reflow
-rounds) qualify. ``jko`` does not: each block is trained through an ODE solve whose adaptive
-step sizes depend on that seed's network, and blocks are added until a per-seed stopping rule
-fires, so the seeds' computations have different shapes and lengths; its seeds train one
-after another (``fit_seeds`` falls back to solo fits, and says so).
+Seed ``k`` therefore sees the data order, noise and times of its solo run, from its solo
+initialisation, and keeps its own EMA; only floating-point rounding differs (a batched
+matmul sums in another order), so runs agree statistically, not bit for bit.
+
+Requirements, declared by a solver with the class attribute (or property) ``batch_seeds``
+and an implementation of :meth:`Solver.regression`: training is the shared loop over its
+loss (no extra rounds after it) and the network is :meth:`Solver.trainable_module`.
+``ddpm``, ``pfode``, ``lsb`` and ``cfm`` (without reflow rounds) qualify; for ``cfm`` with
+the OT coupling each seed's :class:`~solvers.ot_coupling.OTPairStream` solves its own plans
+in its prefetch worker. ``jko`` does not: each block is trained through an ODE solve whose
+adaptive step sizes depend on that seed's network, and blocks are added until a per-seed
+stopping rule fires, so the seeds' computations have different shapes and lengths; its
+seeds train one after another (``fit_seeds`` falls back to solo fits, and says so).
 
 References:
     PyTorch tutorial "Model ensembling" (``torch.func.stack_module_state``, ``vmap`` over
@@ -50,10 +53,11 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 from tqdm.auto import tqdm
 
+from genbench.core.regression import Regression
 from genbench.core.solver import DivergenceError, Solver, TrainCallback
 from genbench.core.training import make_ema, make_optimizer
 
-__all__ = ["batch_support", "fit_seeds", "generator_state", "train_together"]
+__all__ = ["NETWORKS", "batch_support", "fit_seeds", "generator_state", "train_together"]
 
 
 def batch_support(solvers: Sequence[Solver]) -> str | None:
@@ -65,6 +69,9 @@ def batch_support(solvers: Sequence[Solver]) -> str | None:
     if not getattr(first, "batch_seeds", False):
         return (f"solver {name!r} cannot batch seeds (its training is not the shared loop over "
                 "a simulation-free loss, or an option such as reflow adds rounds)")
+    if type(first).regression is Solver.regression:
+        return (f"solver {name!r} cannot batch seeds: it declares batch_seeds but gives no "
+                "regression form of its loss (Solver.regression)")
     for other in solvers[1:]:
         if type(other) is not type(first) or other.dim != first.dim:
             return "batched seeds must be one solver class with one latent dimension"
@@ -88,67 +95,6 @@ def generator_state(device: torch.device | str) -> Tensor:
     return _generator(torch.device(device)).get_state()
 
 
-class _Recorder(nn.Module):
-    """Stands in for the network in the first pass: keeps the call's inputs, returns zeros."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[tuple[Any, ...]] = []
-
-    def forward(self, x: Tensor, *args: Any) -> Tensor:
-        self.calls.append((x, *args))
-        return torch.zeros_like(x)
-
-
-class _Replayer(nn.Module):
-    """Stands in for the network in the second pass: returns the batched outputs, in order."""
-
-    def __init__(self, outputs: list[Tensor]) -> None:
-        super().__init__()
-        self.outputs = outputs
-        self.i = 0
-
-    def forward(self, *args: Any) -> Tensor:
-        out = self.outputs[self.i]
-        self.i += 1
-        return out
-
-
-def _net_slot(solver: Solver) -> str:
-    net = solver.trainable_module()
-    for key, module in solver._modules.items():
-        if module is net:
-            return key
-    raise TypeError(f"solver {solver.name!r}: trainable_module() is not a direct submodule")
-
-
-class _Swapped:
-    """``with _Swapped(solver, slot, stand_in):`` the solver's network is the stand-in."""
-
-    def __init__(self, solver: Solver, slot: str, stand_in: nn.Module):
-        self.solver, self.slot, self.stand_in = solver, slot, stand_in
-
-    def __enter__(self) -> None:
-        self.saved = self.solver._modules[self.slot]
-        self.solver._modules[self.slot] = self.stand_in
-
-    def __exit__(self, *exc: object) -> None:
-        self.solver._modules[self.slot] = self.saved
-
-
-def _stack_args(calls: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...], tuple[int | None, ...]]:
-    """Stack one network call's arguments over seeds (tensors on a new axis 0)."""
-    args, dims = [], []
-    for values in zip(*calls, strict=True):
-        if isinstance(values[0], Tensor):
-            args.append(torch.stack(values))
-            dims.append(0)
-        else:  # a Python number, the same for every seed (e.g. a fixed time)
-            args.append(values[0])
-            dims.append(None)
-    return tuple(args), tuple(dims)
-
-
 class _Stacked(nn.Module):
     """The stacked parameters as one module, so one optimiser and one :class:`EMA` serve all."""
 
@@ -161,27 +107,34 @@ class _Stacked(nn.Module):
         return dict(zip(self.names, self.values, strict=True))
 
 
-def _network_outputs(net_call: Callable[..., Tensor], params: dict[str, Tensor],
-                     buffers: dict[str, Tensor], recorders: list[_Recorder],
-                     vectorise: bool) -> list[list[Tensor]]:
-    """``out[seed][call]``: the seeds' networks on their recorded inputs, from the stacked
-    weights; one ``vmap`` call per network call, or (``vectorise=False``) a loop over seeds
-    on slices of the stacked weights (each seed's matmuls as in its solo run)."""
-    k = len(recorders)
-    out: list[list[Tensor]] = [[] for _ in range(k)]
-    for c in range(len(recorders[0].calls)):
-        if vectorise:
-            args, dims = _stack_args([r.calls[c] for r in recorders])
-            batched = torch.vmap(net_call, in_dims=(0, 0, *dims))(params, buffers, *args)
-            for i in range(k):
-                out[i].append(batched[i])
-        else:  # unbind: its backward stacks the seeds' gradients in one copy per tensor
-            p_seeds = {n: v.unbind(0) for n, v in params.items()}
-            b_seeds = {n: v.unbind(0) for n, v in buffers.items()}
-            for i, r in enumerate(recorders):
-                out[i].append(net_call({n: v[i] for n, v in p_seeds.items()},
-                                       {n: v[i] for n, v in b_seeds.items()}, *r.calls[c]))
-    return out
+NETWORKS = ("auto", "stacked", "vmap")
+
+
+def _batched_network(net: nn.Module, buffers: dict[str, Tensor], networks: str,
+                     ) -> Callable[[dict[str, Tensor], Tensor, Tensor], Tensor]:
+    """``f(params, x, t)``: the ``K`` networks (stacked ``params``) on ``(K, batch, ...)``
+    inputs in one call. ``stacked``: ``net.forward_stacked`` (needs one set of buffers for
+    all seeds); ``vmap``: :func:`torch.vmap` over :func:`torch.func.functional_call`;
+    ``auto``: ``stacked`` where the network offers it and the seeds' buffers agree."""
+    if networks not in NETWORKS:
+        raise ValueError(f"networks must be one of {NETWORKS}, got {networks!r}")
+    stacked = getattr(net, "forward_stacked", None)
+    shared = all(bool((b == b[:1]).all()) for b in buffers.values())  # once, before training
+    if networks == "auto":
+        networks = "stacked" if stacked is not None and shared else "vmap"
+    if networks == "stacked":
+        if stacked is None:
+            raise ValueError(f"networks='stacked': {type(net).__name__} has no forward_stacked")
+        if not shared:
+            raise ValueError("networks='stacked': the seeds' network buffers differ")
+        return lambda params, x, t: stacked(params, x, t)
+    template = copy.deepcopy(net).to("meta")
+
+    def call(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, t: Tensor) -> Tensor:
+        return functional_call(template, (p, b), (x, t))
+
+    vmapped = torch.vmap(call)
+    return lambda params, x, t: vmapped(params, buffers, x, t)
 
 
 def _clip_per_seed(grads: list[Tensor], max_norm: float) -> None:
@@ -195,21 +148,20 @@ def _clip_per_seed(grads: list[Tensor], max_norm: float) -> None:
 def train_together(solvers: Sequence[Solver], data: Sequence[Tensor], *,
                    rng_states: Sequence[Tensor] | None = None, steps: int | None = None,
                    callbacks: Sequence[TrainCallback | None] | None = None,
-                   progress: bool = False, vectorise: bool | None = None,
+                   progress: bool = False, networks: str = "auto",
                    ) -> list[dict[str, Any] | DivergenceError]:
     """Train ``solvers[k]`` on ``data[k]`` for every ``k`` as one batched model.
 
-    ``vectorise``: evaluate the seeds' networks with one ``vmap`` call (default on GPUs,
-    where a step of a small network is launch overhead), or one after another on slices of
-    the stacked weights (default on CPUs: at the default sizes the matmuls dominate a step,
-    and ``vmap``'s batched matmul plus separate bias add is ~25% slower there than one
-    ``addmm`` per seed; the optimiser, clip and EMA steps are shared either way).
+    ``networks``: how the ``K`` networks run in one call (:data:`NETWORKS`): ``auto`` (the
+    network's ``forward_stacked`` when it has one, else ``vmap``), ``stacked`` or ``vmap``.
 
     ``rng_states[k]``: seed ``k``'s generator state at the start of training (default: the
     current state for every seed, which makes the seeds differ only by initialisation and
     data). Returns, per seed, :func:`genbench.core.training.train`'s statistics or the
     :class:`DivergenceError` a solo run would have raised; the solvers are left fitted.
     """
+    if networks not in NETWORKS:
+        raise ValueError(f"networks must be one of {NETWORKS}, got {networks!r}")
     reason = batch_support(solvers)
     if reason:
         raise ValueError(f"cannot train these seeds together: {reason}")
@@ -220,8 +172,6 @@ def train_together(solvers: Sequence[Solver], data: Sequence[Tensor], *,
     cfg = first.config
     steps = steps or cfg.steps
     gen = _generator(first.device)
-    if vectorise is None:
-        vectorise = first.device.type == "cuda"
     states = list(rng_states) if rng_states is not None else [gen.get_state()] * k
     callbacks = list(callbacks) if callbacks is not None else [None] * k
     zs = []
@@ -229,17 +179,13 @@ def train_together(solvers: Sequence[Solver], data: Sequence[Tensor], *,
         z = solver.check_data(z)
         solver.prepare(z)
         zs.append(z)
-    slot = _net_slot(first)
     nets = [s.trainable_module() for s in solvers]
     params, buffers = stack_module_state(nets)
+    forward = _batched_network(nets[0], buffers, networks)
     stacked = _Stacked(params)
-    template = copy.deepcopy(nets[0]).to("meta")
     ema = make_ema(stacked, cfg.ema_decay)
     ema._count = first.ema._count  # continue the solo EMAs' warm-up (all seeds equal)
     opt, sched = make_optimizer(stacked.parameters(), cfg, steps)
-
-    def net_call(p: dict[str, Tensor], b: dict[str, Tensor], *args: Any) -> Tensor:
-        return functional_call(template, (p, b), args)
 
     batches = [s.minibatches(z, min(cfg.batch_size, z.shape[0]), steps)
                for s, z in zip(solvers, zs, strict=True)]
@@ -254,23 +200,13 @@ def train_together(solvers: Sequence[Solver], data: Sequence[Tensor], *,
         s.train()
     try:
         for step in range(1, steps + 1):
-            rows, recorders, mids = [], [], []
-            for i, solver in enumerate(solvers):  # pass 1: draws and network inputs
+            parts = []
+            for i, solver in enumerate(solvers):  # seed i's draws, from seed i's stream
                 gen.set_state(states[i])
-                rows.append(next(batches[i]))
-                mids.append(gen.get_state())
-                recorders.append(_Recorder())
-                with torch.no_grad(), _Swapped(solver, slot, recorders[i]):
-                    solver.loss(rows[i])
+                parts.append(solver.regression(next(batches[i])))
                 states[i] = gen.get_state()
-            outputs = _network_outputs(net_call, stacked.as_dict(), buffers, recorders,
-                                       vectorise)
-            losses = []
-            for i, solver in enumerate(solvers):  # pass 2: the same draws, the real outputs
-                gen.set_state(mids[i])
-                with _Swapped(solver, slot, _Replayer(outputs[i])):
-                    losses.append(solver.loss(rows[i]))
-            loss = torch.stack(losses)
+            reg = Regression.stack(parts)
+            loss = reg.loss(forward(stacked.as_dict(), reg.x, reg.t))  # (K,): one per seed
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             if cfg.grad_clip > 0:
@@ -339,7 +275,7 @@ def _unstack(solvers: Sequence[Solver], stacked: _Stacked, ema: nn.Module,
 def fit_seeds(solvers: Sequence[Solver], data: Sequence[Tensor], *,
               rng_states: Sequence[Tensor] | None = None,
               callbacks: Sequence[TrainCallback | None] | None = None, progress: bool = False,
-              log: Callable[[str], None] | None = None, vectorise: bool | None = None,
+              log: Callable[[str], None] | None = None, networks: str = "auto",
               ) -> list[dict[str, Any] | DivergenceError]:
     """:func:`train_together` when the solvers allow it, else one solo ``fit`` per seed.
 
@@ -349,7 +285,7 @@ def fit_seeds(solvers: Sequence[Solver], data: Sequence[Tensor], *,
     reason = batch_support(solvers)
     if reason is None:
         return train_together(solvers, data, rng_states=rng_states, callbacks=callbacks,
-                              progress=progress, vectorise=vectorise)
+                              progress=progress, networks=networks)
     if log is not None:
         log(f"training seeds one after another: {reason}")
     out: list[dict[str, Any] | DivergenceError] = []

@@ -34,6 +34,7 @@ from genbench.core.budget import BudgetConfig, BudgetError
 from genbench.core.config import validate
 from genbench.core.errors import CapabilityError, DataError, DivergenceError, UnknownNameError
 from genbench.core.registry import Registry
+from genbench.core.regression import Regression
 from genbench.core.storage import atomic_write
 from genbench.core.training import TrainCallback, make_ema, train
 
@@ -132,6 +133,14 @@ class Solver(nn.Module, ABC):
 
     def _log_prob(self, z: Tensor) -> Tensor:
         raise CapabilityError(f"solver {self.name!r} has no density (has_density=False)")
+
+    def regression(self, z: Tensor) -> Regression:
+        """Optional: the loss on ``z`` as a :class:`Regression` of :meth:`trainable_module`,
+        its random draws made without the network, in the order :meth:`loss` makes them
+        (``loss(z)`` is then ``regression(z).loss_of(net)``). A solver that implements it and
+        sets ``batch_seeds`` trains several seeds as one batched model
+        (:mod:`genbench.core.ensemble`)."""
+        raise CapabilityError(f"solver {self.name!r} gives no regression form of its loss")
 
     def prepare(self, z: Tensor) -> None:
         """Called by :meth:`fit` with the checked data before training (e.g. to store moments)."""

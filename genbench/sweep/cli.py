@@ -22,6 +22,7 @@ from genbench.core.config import ConfigError, check_name
 from genbench.eval.verdict import describe
 from genbench.run.pipeline import run
 from genbench.sweep.schemas import CONFIG_PATH, check_overrides, register_schemas
+from genbench.sweep.seed_groups import run_in_group
 from genbench.sweep.tune import is_tuning, objective
 
 __all__ = ["CONFIG_PATH", "check_name_overrides", "check_output_folder", "format_result", "main"]
@@ -68,7 +69,12 @@ def format_result(result: dict[str, Any]) -> str:
 def _app(cfg: DictConfig) -> dict[str, Any] | float:
     """One job; returns its result, or its scalar objective under a tuning sweeper (Optuna)."""
     hc = HydraConfig.get()
-    result = run(cfg, hc.runtime.output_dir, variant=hc.job.override_dirname)
+    result = run_in_group(cfg, hc.runtime.output_dir)  # seeds trained together (batch_seeds)
+    if result is None:
+        if cfg.get("batch_seeds") and hc.mode == RunMode.MULTIRUN:
+            log.info("batch_seeds: this job trains its seed alone (seeds train together with "
+                     "launcher=local, in jobs that differ only by seed)")
+        result = run(cfg, hc.runtime.output_dir, variant=hc.job.override_dirname)
     print(format_result(result) if not result.get("skipped")
           else f"skipped (result exists): {hc.runtime.output_dir}", flush=True)
     if result.get("saved") is False:
