@@ -131,6 +131,9 @@ class PFODE(ODEFlowSolver):
     def build(self) -> None:
         cfg = self.config
         self.schedule = VPSchedule(cfg.schedule, cfg.beta_min, cfg.beta_max)
+        # Python floats, computed once on the host: no device read per training step.
+        ends = torch.tensor([cfg.horizon, cfg.train_t_eps], dtype=torch.float64)
+        self._log_snr_range = tuple(self.schedule.log_snr(ends).tolist())
         self.net = TimeMLP(self.dim, cfg.hidden, cfg.depth, max_frequency=SMOOTH_TIME_FREQUENCY)
 
     def loss(self, z: Tensor) -> Tensor:
@@ -157,10 +160,9 @@ class PFODE(ODEFlowSolver):
         u = torch.rand(n, device=device)
         if cfg.time_sampling == "uniform":
             return cfg.train_t_eps + (cfg.horizon - cfg.train_t_eps) * u
-        ends = torch.tensor([cfg.horizon, cfg.train_t_eps], dtype=torch.float64)
-        lam_lo, lam_hi = self.schedule.log_snr(ends).tolist()
-        lam = torch.as_tensor(lam_lo, device=device) + (lam_hi - lam_lo) * u.double()
-        return self.schedule.time_of_log_snr(lam).to(u.dtype).clamp(cfg.train_t_eps, cfg.horizon)
+        lam_lo, lam_hi = self._log_snr_range
+        lam = lam_lo + (lam_hi - lam_lo) * u
+        return self.schedule.time_of_log_snr(lam).clamp(cfg.train_t_eps, cfg.horizon)
 
     @property
     def t_prior(self) -> float:
