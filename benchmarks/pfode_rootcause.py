@@ -10,8 +10,12 @@ of ``--floor-draws`` reference draws (the harness's floor, fewer draws):
 - ``sde``: the reverse-time VP SDE, Euler-Maruyama, ``--sde-steps`` steps;
 - ``pc``: that predictor with one Langevin corrector step per step (snr 0.16).
 
-``--set key=value`` overrides a solver config key (training variants). One JSON line per
-(config, sampler) is appended to ``--out``.
+``--set key=value`` overrides a solver config key (training variants); ``--time-sampling``
+(logsnr | edm) and ``--time-freq`` patch the training-time law and the net's top time
+frequency, for diagnosis before they were (or were not) made config keys. The ``sde`` and
+``pc`` samplers here are a hand-written loop (noise-free last step), the instrument of the
+measurements in benchmarks/results/pfode_rootcause.md; the solver's own ``sampler: sde``
+(torchsde) came after them. One JSON line per (config, sampler) is appended to ``--out``.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/pfode_rootcause.py --dataset circles \
         --samplers ode sde --set steps=8000
@@ -114,10 +118,11 @@ def _patch_time_sampling(solver, kind: str) -> None:
 
 
 def main() -> None:
+    from robustness import job_config
+
     from genbench.eval.metrics.w2 import w2
     from genbench.eval.verdict import reference_draws
     from genbench.run.pipeline import _as_run_config, prepare_job
-    from robustness import job_config
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="circles")
@@ -160,6 +165,7 @@ def main() -> None:
             "floor": floor}
     if args.nll:
         base["nll"] = float(-solver.log_prob(ae.encode(test)).mean())
+    solver.config.sampler = "ode"  # "ode" below is the PF-ODE whatever the default sampler
     for name in args.samplers:
         gen = torch.Generator().manual_seed(args.seed)
         start = time.perf_counter()

@@ -154,7 +154,7 @@ class PFODE(ODEFlowSolver):
         ``t`` the minimiser is still ``E[eps | x_t]`` (Vincent 2011), so the score, the
         PF-ODE and its likelihood are the same functions of the net; what changes is where
         a finite net and a finite budget spend their accuracy. The linear schedule's uniform
-        ``t`` puts ~10 % of the draws at ``sigma < 0.3``; uniform ``lambda`` ~40 %.
+        ``t`` puts ~9 % of the draws at ``sigma < 0.3``; uniform ``lambda`` ~48 %.
         """
         cfg = self.config
         u = torch.rand(n, device=device)
