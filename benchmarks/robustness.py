@@ -74,6 +74,9 @@ def collect(out: Path) -> list[dict[str, Any]]:
         result = json.loads(path.read_text())
         row: dict[str, Any] = {"solver": solver, "dataset": dataset, "seed": int(seed),
                                "status": result.get("status")}
+        sampler = (result.get("config") or {}).get("solver", {}).get("sampler")
+        if sampler is not None:  # which sampler made the samples (ddpm, pfode)
+            row["sampler"] = sampler
         if row["status"] != "ok":
             row["error"] = result.get("error")
         else:

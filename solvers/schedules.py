@@ -57,6 +57,29 @@ class VPSchedule:
         alpha = self.log_alpha(t).exp()
         return alpha, (1.0 - alpha**2).clamp(min=1e-12).sqrt()
 
+    def log_snr(self, t: Tensor) -> Tensor:
+        """``lambda(t) = log(alpha^2 / sigma^2)``, decreasing in ``t``."""
+        log_alpha2 = 2 * self.log_alpha(t)
+        return log_alpha2 - torch.log(-torch.expm1(log_alpha2))
+
+    def time_of_log_snr(self, lam: Tensor) -> Tensor:
+        """The inverse of :meth:`log_snr`: ``alpha^2 = sigmoid(lambda)``, solved for ``t``.
+
+        linear: ``-log alpha = a t^2 + b t`` with ``a = (beta_max - beta_min) / 4`` and
+        ``b = beta_min / 2``, a quadratic in ``t`` (Song et al. 2021, eq. 29); cosine:
+        ``alpha = f(t) / f(0)``, ``f(t) = cos((t + s) / (1 + s) pi / 2)`` (Nichol and
+        Dhariwal 2021, eq. 17), inverted by ``arccos``.
+        """
+        log_alpha = 0.5 * torch.nn.functional.logsigmoid(lam)
+        if self.kind == "linear":
+            a, b = 0.25 * (self.beta_max - self.beta_min), 0.5 * self.beta_min
+            c = -log_alpha
+            # the positive root, written to avoid cancellation when c is small
+            return 2 * c / (b + (b * b + 4 * a * c).sqrt())
+        s = 0.008
+        f = log_alpha.exp() * math.cos(s / (1 + s) * math.pi / 2)
+        return torch.arccos(f) * 2 / math.pi * (1 + s) - s
+
     def beta(self, t: Tensor) -> Tensor:
         """``beta(t) = -2 d log alpha / dt``."""
         if self.kind == "linear":

@@ -33,7 +33,8 @@ def _budgeted(name: str, budget: BudgetConfig, **extra) -> Solver:
 
 @pytest.mark.parametrize("name, extra, nfe", [
     ("ddpm", {}, 12),
-    ("pfode", {}, 12),  # dopri5 configured: budget.ode_method (euler) takes over
+    ("pfode", {}, 12),  # the SDE sampler: sde_steps = nfe
+    ("pfode", {"sampler": "ode"}, 12),  # dopri5 configured: budget.ode_method (euler) takes over
     ("cfm", {"method": "rk4"}, 12),  # a fixed-step method is kept: 3 steps x 4 calls
     ("cfm", {"method": "midpoint"}, 13),  # 6 steps x 2 calls: at most the budget
     ("lsb", {}, 12),

@@ -34,6 +34,8 @@ ALTERNATIVES = {"sample_steps": 7, "sampler": "ddim", "eta": 0.5, "clip_x0": Fal
                 "method": "midpoint", "rtol": 1e-4, "atol": 1e-4, "trace": "hutchinson",
                 "exact_trace_max_dim": 1, "trace_seed": 3, "t_eps": 2e-3, "sde_steps": 7,
                 "sde_method": "milstein"}
+# Where a key's alternative differs by solver (pfode's samplers are sde | ode).
+SOLVER_ALTERNATIVES = {"pfode": {"sampler": "ode"}}
 METRICS = ("data_w2", "data_w2_floor", "latent_w2", "data_tv", "data_tv_floor", "data_mmd",
            "latent_mmd", "nfe", "nll")
 
@@ -173,7 +175,8 @@ def test_sampling_keys_do_not_change_training(name, tmp_path):
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     assert set(cls.sampling_keys) <= fields, "sampling_keys must be config keys"
     base = tiny_config(cls)
-    changed = {k: ALTERNATIVES[k] for k in cls.sampling_keys if k in ALTERNATIVES}
+    alternatives = ALTERNATIVES | SOLVER_ALTERNATIVES.get(name, {})
+    changed = {k: alternatives[k] for k in cls.sampling_keys if k in alternatives}
     data = torch.randn(256, 2) * torch.tensor([1.0, 0.4]) + torch.tensor([0.7, -0.2])
     solvers = []
     for config in (base, base | changed):

@@ -29,7 +29,7 @@ TINY = {"hidden": 16, "depth": 2, "batch_size": 32, "log_every": LOG_EVERY, "war
 BY_DESIGN = {("solvers/cfm.py", "ot_pairs"), ("solvers/ot_coupling.py", "exact_match")}
 # The setting that makes each solver's sampler take a given number of steps.
 SAMPLER_STEPS = {"cfm": ("sample_steps", {"method": "euler"}),
-                 "pfode": ("sample_steps", {"method": "euler"}),
+                 "pfode": ("sde_steps", {}),  # its default sampler (the ODE path: cfm)
                  "ddpm": ("sample_steps", {}),
                  "lsb": ("sde_steps", {}),
                  "jko": ("sample_steps", {"sample_method": "euler"})}

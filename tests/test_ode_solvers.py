@@ -207,7 +207,7 @@ def test_reflow_round_trains_on_generated_pairs():
 
 def test_pfode_nfe_follows_the_method():
     torch.manual_seed(0)
-    solver = PFODE(2, TINY | {"steps": 20, "method": "rk4", "sample_steps": 5})
+    solver = PFODE(2, TINY | {"steps": 20, "sampler": "ode", "method": "rk4", "sample_steps": 5})
     solver.fit(torch.randn(256, 2))
     solver.sample(10, generator=torch.Generator().manual_seed(0))
     assert solver.nfe == 20  # four stages per rk4 step
