@@ -50,7 +50,10 @@ BAR_ALL, BAR_BEST = 2.5, 1.6
 # count. The first sampler is the solver's default kind: its default point is the job itself.
 NFE_SAMPLERS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
     "ddpm": ("sample_steps", [("ancestral", {}), ("ddim", {"sampler": "ddim", "eta": 0.0})]),
-    "pfode": ("sample_steps", [("euler", {"method": "euler"}), ("rk4", {"method": "rk4"})]),
+    # pfode samples with the reverse SDE by default (its row is the job); the grid sweeps its
+    # PF-ODE, the sampler that shares the likelihood's process.
+    "pfode": ("sample_steps", [("ode-euler", {"sampler": "ode", "method": "euler"}),
+                               ("ode-rk4", {"sampler": "ode", "method": "rk4"})]),
     "cfm": ("sample_steps", [("euler", {"method": "euler"}), ("midpoint", {"method": "midpoint"})]),
     "lsb": ("sde_steps", [("euler", {})]),
 }
@@ -170,6 +173,8 @@ def _sampler_label(solver: str, config: dict[str, Any]) -> str:
         return str(cfg.get("sampler"))
     if solver == "lsb":
         return str(cfg.get("sde_method"))
+    if solver == "pfode" and cfg.get("sampler", "ode") != "ode":
+        return f"{cfg.get('sampler')} ({cfg.get('sde_steps')} steps)"
     return str(cfg.get("method"))
 
 
