@@ -147,7 +147,7 @@ def _reference_loss(name: str, solver, z: torch.Tensor) -> torch.Tensor:
         eps = torch.randn_like(z)
         x_t = abar.sqrt() * z + (1 - abar).sqrt() * eps
         return (net(x_t, t.float() / T) - eps).pow(2).sum(dim=1).mean()
-    if name == "pfode":
+    if name == "pfode":  # uniform t, the law before time_sampling (same draws)
         lo, hi = solver.config.train_t_eps, solver.config.horizon
         t = lo + (hi - lo) * torch.rand(z.shape[0])
         alpha, sigma = solver.schedule.alpha_sigma(t[:, None])
@@ -167,7 +167,8 @@ def _reference_loss(name: str, solver, z: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(("name", "extra"), [
-    ("ddpm", {}), ("pfode", {}), ("cfm", {"coupling": "independent", "sigma": 0.1}),
+    ("ddpm", {}), ("pfode", {"time_sampling": "uniform"}),
+    ("cfm", {"coupling": "independent", "sigma": 0.1}),
     ("lsb", {"prediction": "x0", "weighting": "x0"})])
 def test_solo_loss_keeps_its_draw_order_and_value_bit_for_bit(name, extra):
     z = _data()[:64]
