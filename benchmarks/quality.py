@@ -178,9 +178,24 @@ def _sampler_label(solver: str, config: dict[str, Any]) -> str:
     return str(cfg.get("method"))
 
 
+def _verdicts(sweep_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(data set, solver) -> {group, best}`` from the sweep's leaderboard (the calibrated
+    rank groups of genbench.report): the table marks a best only where the report does."""
+    import csv
+
+    path = sweep_dir / "report" / "leaderboard.csv"
+    if not path.exists():
+        return {}
+    with path.open() as fh:
+        return {(r["dataset"], r["solver"]): {"group": r.get("group") or "",
+                                              "best": r.get("best") == "True"}
+                for r in csv.DictReader(fh) if not r.get("variant")}
+
+
 def collect(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The jobs (one row per seed) and the NFE points (seed 0) found under ``sweep_dir``."""
     rows, nfe = [], []
+    verdicts = _verdicts(sweep_dir)
     for path in sorted(sweep_dir.glob("*/results.json")):
         r = _read(path)
         if r is None:
@@ -190,7 +205,8 @@ def collect(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
             rows.append(base | {"status": "failed", "error": r.get("error")})
             continue
         m = r["metrics"]
-        rows.append(base | {"status": "ok", **{k: m.get(k) for k in JOB_KEYS}})
+        rows.append(base | {"status": "ok", **{k: m.get(k) for k in JOB_KEYS},
+                            **verdicts.get((r.get("dataset"), r.get("solver")), {})})
         if r.get("seed") == 0 and r.get("solver") in NFE_SAMPLERS:
             variants = [(r, "default")] + [
                 (v, "rescored") for v in map(_read, sorted(path.parent.glob("eval/*/results.json")))
@@ -227,6 +243,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "nfe": statistics.mean(r["nfe"] for r in ok),
                 "train_s": statistics.mean(r["train_seconds"] for r in ok),
                 "sample_s": statistics.mean(r["sample_seconds"] for r in ok),
+                "group": ok[-1].get("group", ""), "best": bool(ok[-1].get("best", False)),
             })
     return table
 
@@ -246,21 +263,25 @@ def markdown(table: list[dict[str, Any]], nfe: list[dict[str, Any]], meta: dict)
             f"{k} {v}" for k, v in h.items() if k not in ("date", "command") and v != "")
           for h in meta.get("history", [])],
         "",
-        "| data set | solver | seeds | W2 | floor | ratio (mean ± std) | NFE | train s "
-        "| sample s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Group and **best** come from the sweep's leaderboard (the rank groups of the "
+        "calibrated verdict, docs/verdicts.md): solvers in one group are not distinguishable "
+        "at its level, and a best is marked only when it is significantly better than the "
+        "next; the order within a data set is by mean ratio.", "",
+        "| data set | solver | group | seeds | W2 | floor | ratio (mean ± std) | NFE | "
+        "train s | sample s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for dataset in DATASETS:
         rows = sorted((r for r in table if r["dataset"] == dataset), key=lambda r: r["ratio"])
-        real = [r for r in rows if r["solver"] not in LADDER]
         for r in rows:
             if r["solver"] in LADDER:  # a reference row: not ranked, not held to the bar
                 mark, flag = " (reference)", ""
             else:
-                mark = " **best**" if r is real[0] else ""
+                mark = " **best**" if r.get("best") else ""
                 flag = "" if r["ratio"] <= BAR_ALL else " ✗"
             lines.append(
-                f"| {dataset} | {r['solver']}{mark} | {r['seeds']} | {r['w2']:.3f} | "
+                f"| {dataset} | {r['solver']}{mark} | {r.get('group') or '—'} | {r['seeds']} | "
+                f"{r['w2']:.3f} | "
                 f"{r['floor']:.3f} | {r['ratio']:.2f} ± {r['ratio_std']:.2f}{flag} | "
                 f"{r['nfe']:.0f} | {r['train_s']:.1f} | {r['sample_s']:.2f} |")
     if nfe:

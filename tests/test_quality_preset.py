@@ -93,7 +93,21 @@ def test_tables_from_a_fake_sweep_folder(tmp_path):
 
     results = tmp_path / "results"
     text = quality.write_tables(rows, nfe, {"command": "test", "date": "today"}, results)
-    assert "| moons | ddpm **best** | 3 |" in text and "3.00 ± 0.00 ✗" in text
+    # no report in the sweep: no calibrated verdict, so no best is marked and no group shown
+    assert "| moons | ddpm | — | 3 |" in text and "3.00 ± 0.00 ✗" in text
+    # the sweep's leaderboard decides: a best only where the report marks one
+    (sweep / "report").mkdir()
+    (sweep / "report" / "leaderboard.csv").write_text(
+        "dataset,rank,solver,variant,group,best\n"
+        "moons,1,ddpm,,1,True\nmoons,2,jko,,2,False\n")
+    text_marked = quality.write_tables(*quality.collect(sweep), None, tmp_path / "marked")
+    assert "| moons | ddpm **best** | 1 | 3 |" in text_marked
+    assert "| moons | jko | 2 | 1 |" in text_marked
+    (sweep / "report" / "leaderboard.csv").write_text(
+        "dataset,rank,solver,variant,group,best\n"
+        "moons,1,ddpm,,1,False\nmoons,2,jko,,1,False\n")
+    text_tied = quality.write_tables(*quality.collect(sweep), None, tmp_path / "tied")
+    assert " **best** |" not in text_tied and "| moons | jko | 1 | 1 |" in text_tied
     # Ladder rows are references: a memoriser below every solver is not the best, and a
     # collapse far above the bar is not flagged.
     ladder = [_result("memoriser", "moons", 0, 0.9), _result("collapse", "moons", 0, 15.0)]
@@ -101,8 +115,8 @@ def test_tables_from_a_fake_sweep_folder(tmp_path):
         _write(sweep / quality.job_folder(r["solver"], "moons", 0), r)
     rows_ladder, _ = quality.collect(sweep)
     text = quality.write_tables(rows_ladder, [], None, tmp_path / "ladder")
-    assert "| moons | memoriser (reference) | 1 |" in text and "| moons | ddpm **best** |" in text
-    assert "| moons | collapse (reference) | 1 |" in text and "15.00 ± 0.00 |" in text
+    assert "| moons | memoriser (reference) | — | 1 |" in text and "memoriser **best**" not in text
+    assert "| moons | collapse (reference) | — | 1 |" in text and "15.00 ± 0.00 |" in text
     saved = json.loads((results / "quality.json").read_text())
     assert len(saved["runs"]) == 5 and len(saved["nfe_sweep"]) == 2
     # a second run of one seed replaces that row only
