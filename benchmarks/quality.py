@@ -186,10 +186,16 @@ def _verdicts(sweep_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
     path = sweep_dir / "report" / "leaderboard.csv"
     if not path.exists():
         return {}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
     with path.open() as fh:
-        return {(r["dataset"], r["solver"]): {"group": r.get("group") or "",
-                                              "best": r.get("best") == "True"}
-                for r in csv.DictReader(fh) if not r.get("variant")}
+        for r in csv.DictReader(fh):
+            # A solver's re-scored samplers are variants of one seed each: its row is the
+            # variant with the most seeds (the jobs' own sampler).
+            key, seeds = (r["dataset"], r["solver"]), int(r.get("n_ok") or 0)
+            if key not in out or seeds > out[key]["n_ok"]:
+                out[key] = {"group": r.get("group") or "", "best": r.get("best") == "True",
+                            "n_ok": seeds}
+    return {k: {"group": v["group"], "best": v["best"]} for k, v in out.items()}
 
 
 def collect(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -98,14 +98,15 @@ def test_tables_from_a_fake_sweep_folder(tmp_path):
     # the sweep's leaderboard decides: a best only where the report marks one
     (sweep / "report").mkdir()
     (sweep / "report" / "leaderboard.csv").write_text(
-        "dataset,rank,solver,variant,group,best\n"
-        "moons,1,ddpm,,1,True\nmoons,2,jko,,2,False\n")
+        "dataset,rank,solver,variant,n_ok,group,best\n"
+        "moons,1,ddpm,steps=1000,3,1,True\nmoons,2,jko,,1,2,False\n"
+        "moons,3,ddpm,steps=20,1,3,False\n")
     text_marked = quality.write_tables(*quality.collect(sweep), None, tmp_path / "marked")
     assert "| moons | ddpm **best** | 1 | 3 |" in text_marked
     assert "| moons | jko | 2 | 1 |" in text_marked
     (sweep / "report" / "leaderboard.csv").write_text(
-        "dataset,rank,solver,variant,group,best\n"
-        "moons,1,ddpm,,1,False\nmoons,2,jko,,1,False\n")
+        "dataset,rank,solver,variant,n_ok,group,best\n"
+        "moons,1,ddpm,,3,1,False\nmoons,2,jko,,1,1,False\n")
     text_tied = quality.write_tables(*quality.collect(sweep), None, tmp_path / "tied")
     assert " **best** |" not in text_tied and "| moons | jko | 1 | 1 |" in text_tied
     # Ladder rows are references: a memoriser below every solver is not the best, and a
