@@ -260,3 +260,12 @@ def test_overall_table_marks_no_best_that_is_not_significant(tmp_path):
     title, header, rows, best = tables(board)[-1]
     assert title.startswith("Overall") and "group" in header and best is None
     assert all("best" not in row[-1] for row in rows)
+
+
+def test_format_result_of_a_config_that_failed_before_naming_its_parts():
+    text = format_result({"status": "failed", "solver": None, "dataset": None, "seed": None,
+                          "error_type": "ConfigError", "error": "invalid run config: x"})
+    assert text == "genbench job: FAILED: ConfigError: invalid run config: x"
+    named = format_result({"status": "failed", "solver": "ddpm", "dataset": "moons", "seed": 1,
+                           "error_type": "ConfigError", "error": "bad"})
+    assert named.startswith("ddpm on moons (seed 1): FAILED")

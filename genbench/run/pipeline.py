@@ -65,7 +65,7 @@ def _as_run_config(cfg: RunConfig | DictConfig | Mapping[str, Any]) -> RunConfig
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
     cfg = {k: v for k, v in dict(cfg).items() if k != "hydra"}
-    return validate(RunConfig, cfg, what="the run config")
+    return validate(RunConfig, cfg, what="run config")
 
 
 def run(cfg: RunConfig | DictConfig | Mapping[str, Any], output_dir: str | Path, *,

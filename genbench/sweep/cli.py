@@ -34,7 +34,10 @@ register_schemas()
 
 def format_result(result: dict[str, Any]) -> str:
     """A short table of one job's result (or its error)."""
-    title = f"{result.get('solver')} on {result.get('dataset')} (seed {result.get('seed')})"
+    if result.get("solver") is None:  # the config failed validation before naming its parts
+        title = "genbench job"
+    else:
+        title = f"{result.get('solver')} on {result.get('dataset')} (seed {result.get('seed')})"
     if result.get("status") != "ok":
         return f"{title}: FAILED: {result.get('error_type')}: {result.get('error')}"
     m = result["metrics"]

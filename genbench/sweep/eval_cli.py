@@ -52,7 +52,7 @@ def compose_run_config(overrides: Sequence[str]) -> Any:
     from omegaconf import OmegaConf
 
     values = OmegaConf.to_container(cfg, resolve=True)
-    return validate(RunConfig, values, what="the run config")
+    return validate(RunConfig, values, what="run config")
 
 
 def _check_sample_overrides(overrides: Sequence[str]) -> None:
