@@ -40,7 +40,8 @@ METRICS = ("data_w2", "data_w2_floor", "data_w2_ratio", "latent_w2_ratio", "nfe"
            "train_seconds", "sample_seconds", "nll")
 
 
-def job_config(solver: str, dataset: str, seed: int, cache_dir: str) -> Any:
+def job_config(solver: str, dataset: str, seed: int, cache_dir: str,
+               overrides: tuple[str, ...] = ()) -> Any:
     from hydra import compose, initialize_config_dir
 
     from genbench.sweep.schemas import register_schemas
@@ -49,20 +50,22 @@ def job_config(solver: str, dataset: str, seed: int, cache_dir: str) -> Any:
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return compose(config_name="config", overrides=[
             f"solver={solver}", *DATASETS[dataset], f"seed={seed}", "progress=false",
-            "device=cpu", f"cache_dir={cache_dir}"])
+            "device=cpu", f"cache_dir={cache_dir}", *overrides])
 
 
 def folder(out: Path, solver: str, dataset: str, seed: int) -> Path:
     return out / f"{solver}-{dataset}-s{seed}"
 
 
-def run_job(solver: str, dataset: str, seed: int, out: Path, cache_dir: str) -> dict[str, Any]:
+def run_job(solver: str, dataset: str, seed: int, out: Path, cache_dir: str,
+            overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     import torch
 
     from genbench.run.pipeline import run
 
     torch.set_num_threads(1)
-    return run(job_config(solver, dataset, seed, cache_dir), folder(out, solver, dataset, seed))
+    return run(job_config(solver, dataset, seed, cache_dir, overrides),
+               folder(out, solver, dataset, seed))
 
 
 def collect(out: Path) -> list[dict[str, Any]]:
@@ -147,7 +150,9 @@ def markdown(table: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(out: Path, notes: list[str]) -> str:
+def write(out: Path, notes: list[str], save: bool = True) -> str:
+    """The table of the runs under ``out``; saved to benchmarks/results unless ``save`` is
+    false (a diagnosis run with ``--set`` overrides is not the defaults' table)."""
     rows = collect(out)
     table = summarise(rows)
     meta = {"machine": f"{os.cpu_count()}-core CPU (shared)", "bar": BAR, "notes": notes,
@@ -155,6 +160,8 @@ def write(out: Path, notes: list[str]) -> str:
             "date": time.strftime("%Y-%m-%d %H:%M")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = markdown(table, meta)
+    if not save:
+        return text
     for name, content in (("robustness.json", json.dumps(
             {"meta": meta, "summary": table, "runs": rows}, indent=2) + "\n"),
                           ("robustness.md", text)):
@@ -174,6 +181,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / ".runs" / "robustness")
     parser.add_argument("--cache-dir", default="/tmp/gb-robust-cache")
     parser.add_argument("--note", action="append", default=[], help="a line for the table")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Hydra override for every job (e.g. solver.steps=600); a "
+                             "diagnosis run, not the defaults: use its own --out")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if not args.collect:
@@ -181,11 +191,12 @@ def main() -> None:
 
         jobs = [(s, d, seed) for seed in args.seeds for d in args.datasets for s in args.solvers]
         for result in Parallel(n_jobs=args.jobs, return_as="generator")(
-                delayed(run_job)(s, d, seed, args.out, args.cache_dir) for s, d, seed in jobs):
+                delayed(run_job)(s, d, seed, args.out, args.cache_dir, tuple(args.set))
+                for s, d, seed in jobs):
             m = result.get("metrics", {})
             print(result.get("solver"), result.get("dataset"), result.get("seed"),
                   result["status"], m.get("data_w2_ratio"), m.get("train_seconds"), flush=True)
-    print(write(args.out, args.note))
+    print(write(args.out, args.note, save=not args.set))
 
 
 if __name__ == "__main__":

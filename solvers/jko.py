@@ -19,9 +19,17 @@ Two choices keep the short CPU budget honest. Blocks see ``t * TIME_SCALE``: Tim
 sinusoidal features reach frequency 200, which lets a field take unrelated values at the
 fixed training integrator's nodes and *game* the fixed-step objective (a divergence the true flow
 does not have); slow time features remove that. Block ``k`` starts from block ``k - 1``'s
-weights (``warm_start``, as the public code does): neighbouring JKO steps have similar
-fields, and a fresh block often stalls on a plateau near the identity, which the stopping
-rule would misread as convergence. ``fit`` also reports, per block, its transport cost (the
+weights (``warm_start``, as the public code does) with its output layer times
+``warm_scale`` (default 0): it keeps the previous block's hidden features and starts at the
+identity map f = 0. A full copy (``warm_scale=1``) overshoots, since the step's displacement
+is h_k times the velocity -grad(log p + |x|^2 / 2) of the law it reaches (the step's
+optimality condition, its Euler-Lagrange equation in Jordan, Kinderlehrer, Otto 1998), which
+shrinks from block to block; training then pulls the field back to the identity and stalls on the plateau there
+(on standardised latents the objective's gradient at f = 0 has no linear part, so a block must
+first learn high-frequency features: spectral bias, Rahaman et al., ICML 2019). From f = 0
+with the previous block's features, the gradient on the output layer is non-zero at once.
+This is an initialisation choice of ours, not part of the scheme (measured in
+benchmarks/results/jko_rootcause.md). ``fit`` also reports, per block, its transport cost (the
 W2 between its input and output, insofar as the block is the JKO step's optimal map), and
 its objective under the training integrator and under the accurate one (a gap flags a gamed
 integrator: raise ``train_steps``).
@@ -93,6 +101,8 @@ class JKOConfig(SolverConfig):
     # itself (x stop_margin): a block that learned nothing also moves nothing.
     stop_margin: float = 2.0
     warm_start: bool = True  # block k starts from block k-1's weights
+    # ... with its output layer times this: 0 keeps block k-1's features and starts at f = 0
+    warm_scale: float = 0.0
     train_method: str = "rk4"  # euler | midpoint | rk4 (fixed steps, back-propagated through)
     train_steps: int = 3  # integration steps per block while training
     train_trace: str = "hutchinson"  # hutchinson | exact divergence while training
@@ -109,6 +119,8 @@ class JKOConfig(SolverConfig):
         for key in ("h0", "h_growth", "rtol", "atol"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"{key} must be positive, got {getattr(self, key)}")
+        if not 0 <= self.warm_scale <= 1:
+            raise ValueError(f"warm_scale must be in [0, 1], got {self.warm_scale}")
         if not self.stop_margin > 0:
             raise ValueError(f"stop_margin must be positive, got {self.stop_margin}")
         if self.tol < 0:
@@ -254,6 +266,9 @@ class JKOFlow(Solver):
             self._active = k
             if k > 0 and cfg.warm_start:  # neighbouring JKO steps have similar fields
                 self.blocks[k].load_state_dict(self.emas[k - 1].module.state_dict())
+                with torch.no_grad():  # keep its features, scale its output (warm_scale)
+                    self.blocks[k].layers[-1].weight.mul_(cfg.warm_scale)
+                    self.blocks[k].layers[-1].bias.mul_(cfg.warm_scale)
             offset = k * steps
             block_callback = None
             if callback is not None:

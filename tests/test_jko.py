@@ -93,6 +93,36 @@ def test_blocks_follow_the_geometric_schedule_and_sampling_inverts_the_map(tmp_p
     assert torch.equal(solver.sample(100, generator=gen[0]), loaded.sample(100, generator=gen[1]))
 
 
+@pytest.mark.parametrize("scale", [0.0, 0.5, 1.0])
+def test_warm_start_keeps_the_previous_features_and_scales_the_output(monkeypatch, scale):
+    # Block 1 starts from block 0's averaged weights with its output layer times
+    # warm_scale: the same hidden features, the field scaled (0: exactly the identity map).
+    import solvers.jko as jko
+
+    seen: dict[str, torch.Tensor] = {}
+    probe = torch.randn(64, 2, generator=torch.Generator().manual_seed(5))
+
+    def spy(solver, x, **kwargs):
+        if solver._active == 1:
+            previous, current = solver.emas[0].module, solver.blocks[1]
+            with torch.no_grad():
+                seen["previous"], seen["current"] = previous(probe, 0.01), current(probe, 0.01)
+            seen["same_features"] = torch.tensor(all(
+                torch.equal(a, b) for a, b in zip(previous.layers[:-1].parameters(),
+                                                  current.layers[:-1].parameters())))
+        return original(solver, x, **kwargs)
+
+    original = jko.train
+    monkeypatch.setattr(jko, "train", spy)
+    torch.manual_seed(4)
+    solver = JKOFlow(2, SMALL | {"max_blocks": 2, "steps": 20, "tol": 0.0,
+                                 "warm_scale": scale})
+    solver.fit(0.5 * torch.randn(500, 2) + 1.0)
+    assert bool(seen["same_features"])
+    assert seen["previous"].abs().max() > 1e-3  # block 0 is not the zero field
+    assert torch.allclose(seen["current"], scale * seen["previous"], atol=1e-6)
+
+
 def test_unfitted_solver_is_the_standard_gaussian():
     solver = JKOFlow(2, SMALL)
     x = torch.randn(10, 2)
@@ -103,7 +133,8 @@ def test_unfitted_solver_is_the_standard_gaussian():
 @pytest.mark.parametrize(
     "bad",
     [{"tol": -1.0}, {"h0": 0.0}, {"h_growth": -1.0}, {"max_blocks": 0},
-     {"train_method": "dopri5"}, {"train_trace": "skilling"}, {"sample_method": "leapfrog"}],
+     {"train_method": "dopri5"}, {"train_trace": "skilling"}, {"sample_method": "leapfrog"},
+     {"warm_scale": -0.1}, {"warm_scale": 1.5}],
 )
 def test_bad_config_is_rejected_with_its_name(bad):
     key = next(iter(bad))
