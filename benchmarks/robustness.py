@@ -158,10 +158,10 @@ def write(out: Path, notes: list[str], save: bool = True) -> str:
     meta = {"machine": f"{os.cpu_count()}-core CPU (shared)", "bar": BAR, "notes": notes,
             "sweep_dir": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
             "date": time.strftime("%Y-%m-%d %H:%M")}
-    RESULTS.mkdir(parents=True, exist_ok=True)
     text = markdown(table, meta)
     if not save:
         return text
+    RESULTS.mkdir(parents=True, exist_ok=True)
     for name, content in (("robustness.json", json.dumps(
             {"meta": meta, "summary": table, "runs": rows}, indent=2) + "\n"),
                           ("robustness.md", text)):

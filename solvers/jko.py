@@ -24,10 +24,11 @@ weights (``warm_start``, as the public code does) with its output layer times
 identity map f = 0. A full copy (``warm_scale=1``) overshoots, since the step's displacement
 is h_k times the velocity -grad(log p + |x|^2 / 2) of the law it reaches (the step's
 optimality condition, its Euler-Lagrange equation in Jordan, Kinderlehrer, Otto 1998), which
-shrinks from block to block; training then pulls the field back to the identity and stalls on the plateau there
-(on standardised latents the objective's gradient at f = 0 has no linear part, so a block must
-first learn high-frequency features: spectral bias, Rahaman et al., ICML 2019). From f = 0
-with the previous block's features, the gradient on the output layer is non-zero at once.
+shrinks from block to block; training then pulls the field back to the identity and stalls
+on the plateau there (on standardised data the objective's gradient at f = 0 has no
+linear part, so a block must first learn high-frequency features: spectral bias, Rahaman
+et al., ICML 2019). From f = 0 with the previous block's features, the gradient on the
+output layer is non-zero at once.
 This is an initialisation choice of ours, not part of the scheme (measured in
 benchmarks/results/jko_rootcause.md). ``fit`` also reports, per block, its transport cost (the
 W2 between its input and output, insofar as the block is the JKO step's optimal map), and

@@ -109,7 +109,7 @@ def test_warm_start_keeps_the_previous_features_and_scales_the_output(monkeypatc
                 seen["previous"], seen["current"] = previous(probe, 0.01), current(probe, 0.01)
             seen["same_features"] = torch.tensor(all(
                 torch.equal(a, b) for a, b in zip(previous.layers[:-1].parameters(),
-                                                  current.layers[:-1].parameters())))
+                                                  current.layers[:-1].parameters(), strict=True)))
         return original(solver, x, **kwargs)
 
     original = jko.train
