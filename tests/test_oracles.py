@@ -192,15 +192,17 @@ def pfode(target: Mixture, **config) -> torch.nn.Module:
     return solver
 
 
-@pytest.mark.parametrize("sampler", ["ode", "sde"])
+@pytest.mark.parametrize("sampler", ["ode", "sde", "ancestral"])
 @pytest.mark.parametrize("target", [GAUSSIAN, MIXTURE_1D], ids=["gaussian", "mixture"])
 def test_pfode_samples_and_log_prob(target: Mixture, sampler: str) -> None:
     # sde: Euler-Maruyama, 500 steps; its O(h) law error measured ~0.01 on the covariance.
     # The PF-ODE's drift factor 1/2 on the score in the SDE leaves the covariance ~1.0 off;
-    # a noise of h beta instead of sqrt(h beta) collapses it.
+    # a noise of h beta instead of sqrt(h beta) collapses it. ancestral: the posterior mean
+    # with alpha_ts^2 for alpha_ts, sigma_ts for sigma_ts^2, or the noise variance without
+    # its sigma_s^2 / sigma_t^2 factor moves the mean or covariance past the tolerances.
     solver = pfode(target, sampler=sampler)
     x = solver.sample(N, generator=gen())
-    assert solver.nfe == (500 if sampler == "sde" else solver.nfe)
+    assert solver.nfe == (500 if sampler != "ode" else solver.nfe)
     assert_moments(x, target)
     if target is MIXTURE_1D:
         assert_mixture_weights(x)
@@ -224,7 +226,8 @@ def test_pfode_logsnr_times_are_uniform_in_the_log_snr(schedule: str) -> None:
     """lambda(t) = log(alpha^2 / sigma^2) of the drawn times is U[lambda(T), lambda(t_min)]:
     its quartiles within 0.02 of the uniform's (n = 200k, se ~0.001); lambda is computed here
     from the oracle's alpha (linear: Song et al. eq. 29) or Nichol and Dhariwal's eq. 17."""
-    solver = pfode(GAUSSIAN, time_sampling="logsnr", schedule=schedule)
+    solver = pfode(GAUSSIAN, time_sampling="logsnr", schedule=schedule, train_t_eps=1e-5,
+                   t_eps=1e-5)
     torch.manual_seed(0)
     t = solver.training_times(200_000, torch.device("cpu")).double()
     if schedule == "linear":
