@@ -96,11 +96,19 @@ def ddpm_sampler_law(target: Mixture, grid: list[int], sampler: str, eta: float 
     Strided ancestral steps ignore Var(x0 | x_t), so they are not exact: comparing with
     this law, not with the target, keeps the tolerance at Monte-Carlo size."""
     abars = cosine_alpha_bars(1000)
+    one = torch.tensor(1.0).double()
+    steps = [(abars[t - 1], abars[grid[i + 1] - 1] if i + 1 < len(grid) else one)
+             for i, t in enumerate(grid)]
+    return gaussian_sampler_law(target, steps, sampler, eta)
+
+
+def gaussian_sampler_law(target: Mixture, steps: list[tuple[torch.Tensor, torch.Tensor]],
+                         sampler: str, eta: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`ddpm_sampler_law` for any sequence of steps ``(abar, abar_prev)``, from
+    x ~ N(0, I)."""
     m, c, eye = target.mean, target.cov, torch.eye(target.dim, dtype=torch.float64)
     mean, cov = torch.zeros(target.dim, dtype=torch.float64), eye.clone()
-    for i, t in enumerate(grid):
-        ab = abars[t - 1]
-        ab_prev = abars[grid[i + 1] - 1] if i + 1 < len(grid) else torch.tensor(1.0).double()
+    for ab, ab_prev in steps:
         a, s = ab.sqrt(), (1 - ab).sqrt()
         gain = a * c @ torch.linalg.inv(a * a * c + s * s * eye)  # x0 = m + K (x - a m)
         if sampler == "ancestral":
@@ -211,6 +219,23 @@ def test_pfode_samples_and_log_prob(target: Mixture, sampler: str) -> None:
     z = target.sample(300, gen(3)).float()
     err = (solver.log_prob(z).double() - target.log_prob(z)).abs()
     assert err.mean() < 0.03 and err.max() < 0.1, (err.mean(), err.max())
+
+
+@pytest.mark.parametrize("steps", [4, 12])
+def test_pfode_ancestral_steps_follow_their_exact_gaussian_law(steps: int) -> None:
+    """Few ancestral steps on the continuous grid: the output's law in closed form (each
+    step affine in x, DDPM's eq. 6-7 coefficients written with abar ratios, independently
+    of the solver's alpha_ts / sigma_ts form). At 4-12 steps sigma_s / sigma_t is far from 1,
+    so a posterior variance without its sigma_s^2 / sigma_t^2 factor, or sigma_s for
+    sigma_t in the noise coefficient, moves the covariance by more than the tolerance."""
+    solver = pfode(GAUSSIAN, sampler="ancestral", sde_steps=steps)
+    x = solver.sample(N, generator=gen()).double()
+    times = torch.linspace(1.0, 1e-3, steps + 1, dtype=torch.float64)
+    abars = vp_linear_alpha(times) ** 2
+    pairs = list(zip(abars[:-1], abars[1:], strict=True))
+    mean, cov = gaussian_sampler_law(GAUSSIAN, pairs, "ancestral")
+    assert (x.mean(0) - mean).abs().max() < 0.05, (x.mean(0), mean)
+    assert (torch.cov(x.T) - cov).abs().max() < 0.08, (torch.cov(x.T), cov)
 
 
 @pytest.mark.parametrize("time_sampling", ["uniform", "logsnr"])
