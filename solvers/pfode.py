@@ -10,17 +10,21 @@ probability-flow ODE
 
 run from ``t_eps`` up to ``T`` gives ``log p_{t_eps}(x)`` by the instantaneous change of
 variables (:func:`solvers.ode.flow_log_prob`; adaptive dopri5 by default). Samples start
-from ``x(T) ~ N(0, I)`` (``T = 1`` for the linear schedule) and follow either the
-reverse-time SDE (``sampler: sde``, the default: Euler-Maruyama in ``sde_steps`` steps with
-torchsde) or the same PF-ODE down to ``t_eps`` (``sampler: ode``: :func:`solvers.ode.integrate`,
-``method``/``sample_steps``). With an exact score both carry ``N(0, I)`` to ``p_{t_eps}``
-(Song et al., Sec. 4.3); with a learned one the SDE's noise corrects score errors that the
-ODE carries into the samples (benchmarks/results/pfode_rootcause.md), so only
-``sampler: ode`` makes samples and density describe one distribution.
+from ``x(T) ~ N(0, I)`` (``T = 1`` for the linear schedule) and follow one of three samplers
+down to ``t_eps``: ``ancestral`` (the default: ``sde_steps`` steps of the Gaussian posterior
+``q(x_s | x_t, x0_hat)``, DDPM's sampler on a grid of the continuous schedule), ``sde``
+(Euler-Maruyama on the reverse-time SDE in ``sde_steps`` steps with torchsde) or ``ode``
+(the PF-ODE itself: :func:`solvers.ode.integrate`, ``method``/``sample_steps``). With an
+exact score all three carry ``N(0, I)`` to ``p_{t_eps}`` as their steps shrink (Song et al.,
+Sec. 4.2-4.3); with a learned one the stochastic samplers correct score errors that the ODE
+carries into the samples (benchmarks/results/pfode_rootcause.md), so only ``sampler: ode``
+makes samples and density describe one distribution.
 
 References:
     Song, Sohl-Dickstein, Kingma, Kumar, Ermon, Poole, "Score-Based Generative Modeling
     through Stochastic Differential Equations", ICLR 2021.
+    Ho, Jain, Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020 (the ancestral
+    step, their eq. 6-7 and Alg. 2).
     Vincent, "A Connection Between Score Matching and Denoising Autoencoders", Neural
     Computation 2011.
     Chen, Rubanova, Bettencourt, Duvenaud, "Neural Ordinary Differential Equations",
@@ -39,6 +43,7 @@ import torch
 from torch import Tensor
 
 from genbench.core.budget import BudgetConfig
+from genbench.core.progress import bar
 from genbench.core.regression import Regression
 from genbench.core.solver import register_solver
 from solvers.nets import SMOOTH_TIME_FREQUENCY, TimeMLP
@@ -49,7 +54,7 @@ from solvers.sde import integrate as sde_integrate
 
 __all__ = ["PFODE", "PFODEConfig", "SAMPLERS", "TIME_SAMPLINGS"]
 
-SAMPLERS = ("sde", "ode")
+SAMPLERS = ("ancestral", "sde", "ode")
 TIME_SAMPLINGS = ("uniform", "logsnr")
 
 
@@ -60,18 +65,22 @@ class PFODEConfig(ODESamplerConfig):
     schedule: str = "linear"  # linear | cosine (continuous VP schedules)
     beta_min: float = 0.1
     beta_max: float = 20.0
-    train_t_eps: float = 1e-5  # training times t ~ U[train_t_eps, 1]
-    t_eps: float = 1e-3  # sampling stops (and log_prob starts) at t_eps
+    # Training times lie in [train_t_eps, T]. No sampler and no log_prob evaluates the net
+    # below t_eps, so training there only spends draws (log-SNR law: ~19 % of them below
+    # 1e-3); benchmarks/results/pfode_rootcause.md.
+    train_t_eps: float = 1e-3
+    t_eps: float = 1e-3  # sampling stops (and log_prob starts) at t_eps >= train_t_eps
     # ODE start time T; None: 1 (linear) or 0.99 (cosine, whose beta diverges at 1)
     t_max: float | None = None
     # Training times: uniform in t (Song et al.) or in log-SNR (benchmarks/results/
     # pfode_rootcause.md: uniform t leaves the score undertrained at the noise levels that
     # shape the data; same minimiser, other weighting).
     time_sampling: str = "logsnr"  # uniform | logsnr
-    # Sampler: the reverse-time SDE (Euler-Maruyama, sde_steps) or the PF-ODE (method,
-    # rtol/atol or sample_steps). log_prob is always the PF-ODE's exact likelihood.
-    sampler: str = "sde"  # sde | ode
-    sde_steps: int = 500
+    # Sampler: DDPM's ancestral steps or Euler-Maruyama on the reverse-time SDE (both
+    # sde_steps steps), or the PF-ODE (method, rtol/atol or sample_steps). log_prob is
+    # always the PF-ODE's exact likelihood.
+    sampler: str = "ancestral"  # ancestral | sde | ode
+    sde_steps: int = 500  # steps of the stochastic samplers (ancestral, sde)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,6 +102,9 @@ class PFODEConfig(ODESamplerConfig):
         for key in ("train_t_eps", "t_eps"):
             if not 0 < getattr(self, key) < 1:
                 raise ValueError(f"{key} must lie in (0, 1), got {getattr(self, key)}")
+        if self.t_eps < self.train_t_eps:
+            raise ValueError(f"t_eps ({self.t_eps}) must be >= train_t_eps "
+                             f"({self.train_t_eps}): the net is not trained below train_t_eps")
         if self.t_max is not None and not self.t_eps < self.t_max <= 1:
             raise ValueError(f"t_max must lie in (t_eps, 1] or be null, got {self.t_max}")
 
@@ -120,8 +132,8 @@ class PFODE(ODEFlowSolver):
 
     @classmethod
     def apply_budget(cls, config: PFODEConfig, budget: BudgetConfig) -> dict[str, Any]:
-        """The SDE sampler spends ``budget.nfe`` as ``sde_steps`` (one call per step); the
-        ODE sampler as the other flows do (:meth:`ODEFlowSolver.apply_budget`)."""
+        """The stochastic samplers spend ``budget.nfe`` as ``sde_steps`` (one call per step);
+        the ODE sampler as the other flows do (:meth:`ODEFlowSolver.apply_budget`)."""
         if config.sampler == "ode":
             return super().apply_budget(config, budget)
         overrides = super().apply_budget(config, replace(budget, nfe=None))
@@ -188,7 +200,43 @@ class PFODE(ODEFlowSolver):
     def _sample(self, n: int, generator: torch.Generator) -> Tensor:
         if self.config.sampler == "ode":
             return super()._sample(n, generator)
+        if self.config.sampler == "ancestral":
+            return self.ancestral_sample(n, generator)
         return self.reverse_sde_sample(n, generator)
+
+    def ancestral_sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """DDPM's ancestral sampler on ``sde_steps`` equal steps of ``[t_eps, T]``.
+
+        From ``t`` to ``s < t``: ``x_s ~ q(x_s | x_t, x0_hat)``, the Gaussian posterior of the
+        forward process (Ho et al. 2020, eq. 6-7; Kingma et al., VDM, NeurIPS 2021, App. A)
+        with ``x0_hat = (x_t - sigma_t eps(x_t, t)) / alpha_t``. With
+        ``alpha_ts = alpha_t / alpha_s`` and ``sigma_ts^2 = sigma_t^2 - alpha_ts^2 sigma_s^2``
+        its mean is ``(x_t - sigma_ts^2 / sigma_t * eps) / alpha_ts`` and its variance
+        ``sigma_ts^2 sigma_s^2 / sigma_t^2`` (Ho et al.'s Alg. 2 on a continuous grid).
+        The step agrees with Euler-Maruyama on the reverse SDE to first order in the step
+        (Song et al. 2021, Sec. 4.2 and App. E call it ancestral sampling) but takes the
+        linear part of the VP process exactly: near ``t_eps``, where ``sigma_t^2`` is
+        comparable to the step, Euler-Maruyama's relative step ``h / t`` is O(1) and it
+        blurs thin structures (benchmarks/results/pfode_rootcause.md). An approximation of
+        ``p_{t_eps}`` like every finite-step sampler: ``x0_hat`` replaces the posterior law of
+        ``x0`` by its mean. Every step adds its posterior noise, so the output is a draw of
+        ``p_{t_eps}``, whose density ``log_prob`` gives.
+        """
+        cfg = self.config
+        net = self.ema.module
+        times = torch.linspace(self.t_prior, self.t_data, cfg.sde_steps + 1, dtype=torch.float64)
+        alpha, sigma = self.schedule.alpha_sigma(times)
+        # Step coefficients as Python floats: the loop never reads back from the device.
+        a, s, ts = alpha.tolist(), sigma.tolist(), times.tolist()
+        x = torch.randn(n, self.dim, generator=generator, device=self.device)
+        for i in bar(desc="sample pfode (ancestral)", unit="step", iterable=range(cfg.sde_steps)):
+            a_ts = a[i] / a[i + 1]
+            var_ts = s[i] ** 2 - a_ts**2 * s[i + 1] ** 2
+            x = (x - (var_ts / s[i]) * net(x, ts[i])) / a_ts
+            noise = torch.randn(x.shape, generator=generator, device=self.device)
+            x = x + (var_ts * s[i + 1] ** 2 / s[i] ** 2) ** 0.5 * noise
+        self.nfe = cfg.sde_steps
+        return x
 
     def reverse_sde_sample(self, n: int, generator: torch.Generator) -> Tensor:
         """Euler-Maruyama on the reverse-time VP SDE from ``x(T) ~ N(0, I)`` to ``t_eps``.
