@@ -8,11 +8,16 @@ of ``--floor-draws`` reference draws (the harness's floor, fewer draws):
 - ``ode``: the model's own sampler (the PF-ODE with its config's method and tolerances);
 - ``ode_tight``: the PF-ODE with rtol = atol = 1e-7;
 - ``sde``: the reverse-time VP SDE, Euler-Maruyama, ``--sde-steps`` steps;
-- ``pc``: that predictor with one Langevin corrector step per step (snr 0.16).
+- ``pc``: that predictor with one Langevin corrector step per step (snr 0.16);
+- ``own_sde``, ``own_ancestral``: the solver's own ``sampler: sde`` (torchsde) and
+  ``sampler: ancestral`` code.
+
+A sampler may carry its step count, ``own_ancestral:500`` (else ``--sde-steps``).
 
 ``--set key=value`` overrides a solver config key (training variants); ``--time-sampling``
-(logsnr | edm) and ``--time-freq`` patch the training-time law and the net's top time
-frequency, for diagnosis before they were (or were not) made config keys. The ``sde`` and
+(logsnr | edm | sech | sech<shift>), ``--time-freq`` and ``--time-input`` patch the
+training-time law, the net's top time frequency and its time input, for diagnosis before
+they were (or were not) made config keys. The ``sde`` and
 ``pc`` samplers here are a hand-written loop (noise-free last step), the instrument of the
 measurements in benchmarks/results/pfode_rootcause.md; the solver's own ``sampler: sde``
 (torchsde) came after them. One JSON line per (config, sampler) is appended to ``--out``.
@@ -107,6 +112,10 @@ def _patch_time_sampling(solver, kind: str) -> None:
             lam = lo + (hi - lo) * u
         elif kind == "edm":  # Karras et al. 2022: ln(sigma/alpha) ~ N(-1.2, 1.2^2)
             lam = (-2 * (-1.2 + 1.2 * torch.randn_like(u))).clamp(lo, hi)
+        elif kind.startswith("sech"):  # cosine-schedule law p(lam) = sech(lam / 2) / (2 pi)
+            shift = float(kind[4:] or 0.0)  # sech2: shifted by +2 (toward low noise)
+            lam = -2 * torch.tan(0.5 * torch.pi * u.clamp(1e-6, 1 - 1e-6)).log() + shift
+            lam = lam.clamp(lo, hi)
         else:
             raise ValueError(kind)
         t = _t_of_logsnr(solver, lam)
@@ -115,6 +124,23 @@ def _patch_time_sampling(solver, kind: str) -> None:
         return (solver.net(alpha * z + sigma * eps, t) - eps).pow(2).sum(dim=1).mean()
 
     solver.loss = loss
+
+
+def _patch_time_input(rc) -> None:
+    """The time features read ``(lambda(1e-5) - lambda(t)) / (lambda(1e-5) - lambda(1))``
+    (linear VP) instead of ``t``: a monotone reparametrisation of the net's time input."""
+    from solvers.nets import TimeEmbedding
+    from solvers.schedules import VPSchedule
+
+    sched = VPSchedule(rc.solver.get("schedule", "linear"), 0.1, 20.0)
+    lo, hi = sched.log_snr(torch.tensor([1.0, 1e-5], dtype=torch.float64)).tolist()
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        u = (hi - sched.log_snr(t.clamp(1e-5, 1.0))) / (hi - lo)
+        angles = u[:, None] * self.freqs[None, :]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    TimeEmbedding.forward = forward
 
 
 def main() -> None:
@@ -138,6 +164,8 @@ def main() -> None:
     parser.add_argument("--time-sampling", default=None, help="diagnosis: logsnr | edm")
     parser.add_argument("--time-freq", type=float, default=None,
                         help="diagnosis only: the net's top time frequency (default 20)")
+    parser.add_argument("--time-input", default=None,
+                        help="diagnosis: logsnr = the net reads the normalised log-SNR, not t")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -150,6 +178,9 @@ def main() -> None:
 
         solvers.pfode.SMOOTH_TIME_FREQUENCY = args.time_freq
         overrides["time_freq"] = args.time_freq
+    if args.time_input == "logsnr":
+        _patch_time_input(rc)
+        overrides["time_input"] = "logsnr"
     job = prepare_job(_as_run_config(rc))
     solver, splits, ae = job.solver, job.inputs.splits, job.inputs.ae
     if args.time_sampling is not None:
@@ -165,8 +196,11 @@ def main() -> None:
             "floor": floor}
     if args.nll:
         base["nll"] = float(-solver.log_prob(ae.encode(test)).mean())
+    base_steps = args.sde_steps
     solver.config.sampler = "ode"  # "ode" below is the PF-ODE whatever the default sampler
-    for name in args.samplers:
+    for spec in args.samplers:
+        name, _, k = spec.partition(":")
+        args.sde_steps = int(k) if k else base_steps
         gen = torch.Generator().manual_seed(args.seed)
         start = time.perf_counter()
         if name == "ode":
@@ -182,10 +216,15 @@ def main() -> None:
             snr = 0.16 if name == "pc" else 0.0
             z = reverse_sde(solver, len(test), args.sde_steps, gen, corrector_snr=snr)
             nfe = args.sde_steps * (2 if name == "pc" else 1)
+        elif name in ("own_sde", "own_ancestral"):  # the solver's own sampler code
+            solver.config.sampler, solver.config.sde_steps = name[4:], args.sde_steps
+            z = solver.sample(len(test), generator=gen)
+            nfe = solver.nfe
+            solver.config.sampler = "ode"
         else:
             raise ValueError(f"unknown sampler {name!r}")
         value = w2(ae.decode(z), test)[0]
-        row = base | {"sampler": name, "nfe": nfe, "w2": value, "ratio": value / floor,
+        row = base | {"sampler": spec, "nfe": nfe, "w2": value, "ratio": value / floor,
                       "sample_s": round(time.perf_counter() - start, 1)}
         print(json.dumps(row), flush=True)
         with args.out.open("a") as fh:
