@@ -49,6 +49,17 @@ def wait_state(slurm, job: str, wanted: str, timeout: float = 180) -> None:
     raise AssertionError(f"job {job} never {wanted}")
 
 
+def sacct_record(slurm, array: str, wanted: list[str], timeout: float = 120) -> str:
+    """The accounting record of ``array`` once it holds every ``wanted`` line (or at the
+    timeout): a finished task can stay RUNNING there while slurmd completes it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = slurm("sacct", "-o", "JobID,State,NodeList", "--parsable2", "-j", array)
+        if all(w in record for w in wanted) or time.monotonic() > deadline:
+            return record
+        time.sleep(1)
+
+
 @pytest.fixture(scope="module")
 def sweep(slurm_cluster, tmp_path_factory):
     """Six seeds through the scheduler; squeue polled while they run."""
@@ -69,10 +80,13 @@ def test_a_sweep_runs_as_a_job_array(slurm_cluster, sweep):
     array = array_id(sweep_dir)
     assert "Submitit 'slurm' sweep output dir" in out
     assert any(line.startswith(f"{array}_") for line in seen), seen  # queued or running
-    # the scheduler's record of the finished tasks (see scripts/slurm-local on sacct)
-    record = slurm_cluster("sacct", "-o", "JobID,State,NodeList", "--parsable2", "-j", array)
-    for task in range(6):
-        assert f"{array}_{task}|COMPLETED|" in record, record
+    # the scheduler's record of the finished tasks (see scripts/slurm-local on sacct); a task
+    # whose results are written can still be RUNNING there while slurmd finishes it, longer
+    # on a loaded machine, so the record is polled
+    done = [f"{array}_{task}|COMPLETED|" for task in range(6)]
+    record = sacct_record(slurm_cluster, array, done)
+    for d in done:
+        assert d in record, record
     found = results(sweep_dir)
     assert len(found) == 6 and {r["status"] for r in found.values()} == {"ok"}
     assert sorted(r["seed"] for r in found.values()) == list(range(6))
@@ -130,8 +144,9 @@ def test_jobs_ended_by_scancel_or_their_time_limit_are_recorded_as_failed(slurm_
     assert "sweep done: 3 jobs: 1 ok, 2 failed" in out
     board = (tmp_path / "report" / "leaderboard.md").read_text()
     assert "## Failed jobs" in board and "SlurmCancelled" in board
-    record = slurm_cluster("sacct", "-o", "JobID,State,NodeList", "--parsable2", "-j", array)
-    assert f"{array}_1|CANCELLED|" in record and f"{array}_0|COMPLETED|" in record, record
+    wanted = [f"{array}_1|CANCELLED|", f"{array}_0|COMPLETED|"]
+    record = sacct_record(slurm_cluster, array, wanted)
+    assert all(w in record for w in wanted), record
 
 
 def test_same_numbers_as_the_local_launcher(sweep, local_six):
