@@ -104,7 +104,8 @@ class PFODEConfig(ODESamplerConfig):
                 raise ValueError(f"{key} must lie in (0, 1), got {getattr(self, key)}")
         if self.t_eps < self.train_t_eps:
             raise ValueError(f"t_eps ({self.t_eps}) must be >= train_t_eps "
-                             f"({self.train_t_eps}): the net is not trained below train_t_eps")
+                             f"({self.train_t_eps}): the net is not trained below "
+                             f"train_t_eps (set train_t_eps <= t_eps to sample lower)")
         if self.t_max is not None and not self.t_eps < self.t_max <= 1:
             raise ValueError(f"t_max must lie in (t_eps, 1] or be null, got {self.t_max}")
 
